@@ -1,0 +1,25 @@
+"""Shared test set-up: offline, isolated caches, small thread counts, determinism."""
+import os
+import tempfile
+
+# Never reach the network from tests; keep caches out of the user's home.
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+os.environ.setdefault('VITAMIN_DENSE_HOME', tempfile.mkdtemp(prefix='vitamin-dense-test-home-'))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope='session')
+def tiny_model_name() -> str:
+    """The tiny ViTamin (64 px window, 2 blocks): real code path, random weights."""
+    return 'ViTamin-Tiny'

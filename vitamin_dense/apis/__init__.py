@@ -1,0 +1,1 @@
+"""Python inference API used by demo/ and by users."""

@@ -1,0 +1,197 @@
+"""Sliding-window evaluation of a fixed-resolution feature extractor.
+
+ViTamin is pretrained at one resolution and its absolute position embedding is
+never interpolated, so images of any size are covered by windows of exactly
+that size. Windows start every ``stride`` pixels; the last one is clamped to
+the image edge; window outputs are stitched by overlap-count averaging. The
+image is zero-padded (after normalisation, i.e. with the mean colour) to a
+multiple of the token size and at least one window, so every window offset is
+a multiple of 16 and the token grids of all windows line up; the padding is
+cropped from the outputs.
+
+Windows are batched, in chunks of at most ``max_windows_per_chunk``, so memory
+is bounded by the chunk size plus the stitched outputs, whatever the image
+size.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+
+TOKEN_SIZE = 16
+
+WindowFn = Callable[[Tensor], Dict[str, Tensor]]
+
+
+def check_stride(stride: int, window: int, align: int = TOKEN_SIZE) -> int:
+    """Validate a window stride: a positive multiple of the token size, at most the window."""
+    if not isinstance(stride, int) or isinstance(stride, bool):
+        raise ConfigError(f'window stride must be an integer, got {stride!r}')
+    if stride <= 0 or stride % align:
+        lower = max(align, stride // align * align)
+        raise ConfigError(
+            f'window stride {stride} is not a positive multiple of {align} px (the token size): '
+            f'windows would not share a token grid; use e.g. {lower} or {lower + align}')
+    if stride > window:
+        raise ConfigError(f'window stride {stride} is larger than the window ({window} px): '
+                          'parts of the image would be skipped; use a stride <= the window')
+    return stride
+
+
+def snap_stride(stride: int, align: int = TOKEN_SIZE) -> int:
+    """The multiple of the token size nearest to ``stride`` (at least one token)."""
+    return max(align, int(round(stride / align)) * align)
+
+
+def window_starts(length: int, window: int, stride: int) -> List[int]:
+    """Start offsets covering ``[0, length)``; the last window is clamped to the edge."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride))
+    starts.append(length - window)
+    return starts
+
+
+@dataclass(frozen=True)
+class WindowGrid:
+    """Where the windows of one image size go."""
+
+    height: int
+    width: int
+    padded_height: int
+    padded_width: int
+    window: int
+    stride: int
+    ys: Tuple[int, ...]
+    xs: Tuple[int, ...]
+
+    @property
+    def num_windows(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    @property
+    def positions(self) -> List[Tuple[int, int]]:
+        return [(y, x) for y in self.ys for x in self.xs]
+
+
+def plan_windows(height: int, width: int, window: int, stride: int,
+                 align: int = TOKEN_SIZE) -> WindowGrid:
+    """Plan the windows for an image of ``height`` x ``width`` pixels."""
+    if height < 1 or width < 1:
+        raise ConfigError(f'image of {height}x{width} px has no pixels')
+    if window % align:
+        raise ConfigError(f'window {window} is not a multiple of {align} px')
+    check_stride(stride, window, align)
+    ph = max(window, math.ceil(height / align) * align)
+    pw = max(window, math.ceil(width / align) * align)
+    return WindowGrid(height, width, ph, pw, window, stride,
+                      tuple(window_starts(ph, window, stride)),
+                      tuple(window_starts(pw, window, stride)))
+
+
+def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, stride: int,
+                           max_windows_per_chunk: int = 16,
+                           progress: bool = False) -> Dict[str, Tensor]:
+    """Run ``window_fn`` over sliding windows of ``images`` and stitch its outputs.
+
+    Args:
+        images: normalised images, ``(B, C, H, W)``, any ``H`` and ``W``.
+        window_fn: maps a batch of windows ``(n, C, window, window)`` to a dict of
+            feature maps ``(n, C_k, window / s_k, window / s_k)``; ``s_k`` (the
+            stride of output ``k``) must divide 16.
+        window: window size in pixels (the model's pretraining resolution).
+        stride: distance between window starts, a multiple of 16.
+        max_windows_per_chunk: windows run together in one call of ``window_fn``.
+        progress: show a progress bar over the chunks.
+
+    Returns:
+        Dict of stitched maps ``(B, C_k, ceil(H / s_k), ceil(W / s_k))``: each
+        location holds the mean over the windows that cover it.
+    """
+    if images.dim() != 4:
+        raise ValueError(f'expected images of shape (B, C, H, W), got {tuple(images.shape)}')
+    if max_windows_per_chunk < 1:
+        raise ConfigError('max_windows_per_chunk must be at least 1')
+    b, _, h, w = images.shape
+    grid = plan_windows(h, w, window, stride)
+    padded = F.pad(images, (0, grid.padded_width - w, 0, grid.padded_height - h))
+    jobs = [(i, y, x) for i in range(b) for (y, x) in grid.positions]
+    chunks = [jobs[i:i + max_windows_per_chunk] for i in range(0, len(jobs), max_windows_per_chunk)]
+    iterator = chunks
+    if progress and len(chunks) > 1:
+        from tqdm import tqdm
+        iterator = tqdm(chunks, desc=f'windows ({len(jobs)})', unit='chunk', leave=False)
+
+    sums: Dict[str, Tensor] = {}
+    scales: Dict[str, int] = {}
+    for chunk in iterator:
+        batch = torch.stack([padded[i, :, y:y + window, x:x + window] for i, y, x in chunk])
+        outputs = window_fn(batch)
+        for name, out in outputs.items():
+            scale = _output_stride(name, out, window)
+            if name not in sums:
+                sums[name] = out.new_zeros(b, out.shape[1], grid.padded_height // scale,
+                                           grid.padded_width // scale)
+                scales[name] = scale
+            size = window // scale
+            acc = sums[name]
+            for k, (i, y, x) in enumerate(chunk):
+                ys, xs = y // scale, x // scale
+                acc[i, :, ys:ys + size, xs:xs + size] += out[k]
+    results = {}
+    for name, acc in sums.items():
+        scale = scales[name]
+        counts = _coverage(grid, scale, acc.device, acc.dtype)
+        stitched = acc / counts
+        results[name] = stitched[..., :math.ceil(h / scale), :math.ceil(w / scale)]
+    return results
+
+
+def _output_stride(name: str, out: Tensor, window: int) -> int:
+    if out.dim() != 4 or out.shape[-1] != out.shape[-2] or window % out.shape[-1]:
+        raise ValueError(f"window output '{name}' has shape {tuple(out.shape)}: expected "
+                         f'(n, C, s, s) with s dividing the window ({window})')
+    scale = window // out.shape[-1]
+    if TOKEN_SIZE % scale:
+        raise ValueError(f"window output '{name}' has stride {scale}, which does not divide "
+                         f'{TOKEN_SIZE}: windows would not align on its grid')
+    return scale
+
+
+def _coverage(grid: WindowGrid, scale: int, device, dtype) -> Tensor:
+    """How many windows cover each location of the stitched map at ``scale``."""
+    size = grid.window // scale
+    rows = torch.zeros(grid.padded_height // scale, device=device, dtype=dtype)
+    cols = torch.zeros(grid.padded_width // scale, device=device, dtype=dtype)
+    for y in grid.ys:
+        rows[y // scale:y // scale + size] += 1
+    for x in grid.xs:
+        cols[x // scale:x // scale + size] += 1
+    return rows[:, None] * cols[None, :]
+
+
+def count_windows(height: int, width: int, window: int, stride: int) -> int:
+    """Number of windows for one image (for progress bars and benchmarks)."""
+    return plan_windows(height, width, window, stride).num_windows
+
+
+def chunk_size_for_budget(per_window_bytes: int, budget_mb: Optional[float],
+                          default: int = 16) -> int:
+    """Windows per chunk that fit a memory budget (at least 1)."""
+    if budget_mb is None:
+        return default
+    if budget_mb <= 0:
+        raise ConfigError(f'memory budget must be positive, got {budget_mb} MB')
+    return max(1, int(budget_mb * 2 ** 20 // max(per_window_bytes, 1)))
+
+
+__all__: Sequence[str] = (
+    'TOKEN_SIZE', 'WindowGrid', 'check_stride', 'snap_stride', 'window_starts', 'plan_windows',
+    'sliding_window_forward', 'count_windows', 'chunk_size_for_budget')

@@ -1,0 +1,349 @@
+"""ViTamin image tower as a multi-scale, sliding-window dense backbone.
+
+One window (the pretraining resolution) goes through the ViTamin trunk:
+
+    stem (s2) -> MBConv stage 1 (s4, C) -> MBConv stage 2 (s8, 2C)
+      -> strided conv (s16, D) -> ViT blocks with GeGLU MLP (s16, D)
+
+and the backbone returns, stitched over sliding windows:
+
+* ``s4``, ``s8``: the two MBConv stages,
+* ``s16``: the final tokens (before ``fc_norm``) as a map,
+* ``s32``: the stitched ``s16`` map max-pooled by 2,
+* ``clip``: the dense CLIP map, per token ``proj(fc_norm(token))`` (stride 16),
+* optionally ``block{i}``: the tokens after ViT block ``i`` (stride 16).
+
+ViTamin has no CLS token: the image embedding is ``proj(fc_norm(mean(tokens)))``,
+so :meth:`ViTaminBackbone.mask_pool` pools tokens first and then applies
+``fc_norm`` and ``proj``; an all-ones mask over one window gives open_clip's
+``encode_image`` exactly.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..registry import MODELS, register_openmmlab_alias
+from .clip_loader import create_vitamin_clip, describe_weights
+from .sliding_window import (TOKEN_SIZE, check_stride, chunk_size_for_budget,
+                             sliding_window_forward)
+
+logger = logging.getLogger(__name__)
+
+LEVELS = ('s4', 's8', 's16', 's32')
+LEVEL_STRIDES = {'s4': 4, 's8': 8, 's16': 16, 's32': 32, 'clip': 16}
+
+
+class ShapeSpec(Tuple[int, int]):
+    """``(channels, stride)`` of one output, like detectron2's ShapeSpec."""
+
+    def __new__(cls, channels: int, stride: int):
+        return super().__new__(cls, (channels, stride))
+
+    @property
+    def channels(self) -> int:
+        return self[0]
+
+    @property
+    def stride(self) -> int:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f'ShapeSpec(channels={self[0]}, stride={self[1]})'
+
+
+@MODELS.register_module()
+@register_openmmlab_alias()
+class ViTaminBackbone(BaseModule):
+    """ViTamin trunk with a sliding-window feature extractor.
+
+    Args:
+        model_name: open_clip name of the variant (``'ViTamin-L-336'``, ...,
+            or a tiny test variant such as ``'ViTamin-Tiny'``).
+        weights: an open_clip pretrained tag (``'datacomp1b'``), a hub id
+            (``'hf-hub:org/repo'``), a local file, or None for random init.
+        train_stride: window stride in training mode (default: the window, no
+            overlap, as FC-CLIP).
+        test_stride: window stride in eval mode (default: the window; FC-CLIP
+            used a third of it).
+        frozen: no gradients into the trunk and the trunk always in eval mode.
+        trainable_blocks: with ``frozen=False``, train only the last N ViT
+            blocks (and what follows them); None trains everything.
+        freeze_clip_head: keep ``fc_norm`` and ``proj`` frozen (the dense CLIP
+            map then stays the pretrained one, as FC-CLIP needs).
+        out_levels: which of ``s4 s8 s16 s32`` to return.
+        with_clip_map: also return the dense CLIP map as ``'clip'``.
+        out_block_indices: also return the tokens after these ViT blocks.
+        return_tuple: return a tuple of the ``out_levels`` maps (what mmdet
+            and mmseg necks expect) instead of a dict.
+        max_windows_per_chunk: windows run together; overrides the budget.
+        memory_budget_mb: size chunks so activations stay within this budget.
+        grad_checkpointing: recompute ViT blocks in backward (fine-tuning).
+        progress: progress bar when an image has many windows.
+        cache_dir: where hub downloads go (default: Hugging Face's cache).
+    """
+
+    def __init__(self,
+                 model_name: str = 'ViTamin-L-336',
+                 weights: Optional[str] = 'datacomp1b',
+                 train_stride: Optional[int] = None,
+                 test_stride: Optional[int] = None,
+                 frozen: bool = True,
+                 trainable_blocks: Optional[int] = None,
+                 freeze_clip_head: bool = True,
+                 out_levels: Sequence[str] = LEVELS,
+                 with_clip_map: bool = True,
+                 out_block_indices: Sequence[int] = (),
+                 return_tuple: bool = False,
+                 max_windows_per_chunk: Optional[int] = None,
+                 memory_budget_mb: Optional[float] = 2048,
+                 grad_checkpointing: bool = False,
+                 progress: bool = False,
+                 cache_dir: Optional[str] = None,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        unknown = [lvl for lvl in out_levels if lvl not in LEVELS]
+        if unknown:
+            raise ConfigError(f'unknown output level(s) {unknown}; choose from {list(LEVELS)}')
+        clip_model, variant = create_vitamin_clip(model_name, weights, cache_dir=cache_dir)
+        self.model_name = model_name
+        self.weights = describe_weights(weights)
+        self.variant = variant
+        self.visual = clip_model.visual
+        self.logit_scale_init = float(clip_model.logit_scale.exp().item())
+        del clip_model  # the text tower is the text encoder's business
+        trunk = self.trunk
+        if trunk.num_prefix_tokens:
+            raise ConfigError(f'{model_name}: expected no CLS/register tokens in ViTamin')
+        self.window_size = variant.window_size
+        self.train_stride = check_stride(train_stride or self.window_size, self.window_size)
+        self.test_stride = check_stride(test_stride or self.window_size, self.window_size)
+        depth = len(trunk.blocks)
+        bad = [i for i in out_block_indices if not -depth <= i < depth]
+        if bad:
+            raise ConfigError(f'{model_name} has {depth} ViT blocks; bad out_block_indices {bad}')
+        self.out_block_indices = tuple(i % depth for i in out_block_indices)
+        self.out_levels = tuple(out_levels)
+        self.with_clip_map = with_clip_map
+        self.return_tuple = return_tuple
+        self.progress = progress
+        conv = trunk.patch_embed.backbone
+        self.channels = {
+            's4': conv.stages[0][-1].out_chs,
+            's8': conv.stages[1][-1].out_chs,
+            's16': trunk.embed_dim,
+            's32': trunk.embed_dim,
+            'clip': self.visual.head.proj.out_features,
+        }
+        self._per_window_bytes = self._estimate_window_bytes()
+        self.max_windows_per_chunk = max_windows_per_chunk or chunk_size_for_budget(
+            self._per_window_bytes, memory_budget_mb)
+        self.frozen = frozen
+        self.freeze_clip_head = freeze_clip_head
+        self.trainable_blocks = trainable_blocks
+        self._set_trainable()
+        if grad_checkpointing:
+            trunk.set_grad_checkpointing(True)
+        # ImageNet-style normalisation of the CLIP preprocessing, on a 0-255 scale.
+        cfg = self.visual.preprocess_cfg if hasattr(self.visual, 'preprocess_cfg') else {}
+        mean = cfg.get('mean', (0.48145466, 0.4578275, 0.40821073))
+        std = cfg.get('std', (0.26862954, 0.26130258, 0.27577711))
+        self.pixel_mean = tuple(float(m) * 255 for m in mean)
+        self.pixel_std = tuple(float(s) * 255 for s in std)
+        logger.info('%s (%s): window %d, strides train %d / test %d, %s', model_name,
+                    self.weights, self.window_size, self.train_stride, self.test_stride,
+                    'frozen' if frozen else f'trainable blocks: {trainable_blocks or "all"}')
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def trunk(self) -> nn.Module:
+        return self.visual.trunk
+
+    def init_weights(self) -> None:
+        """Weights are loaded at construction; never let a runner re-initialise them."""
+        self._is_init = True
+
+    def _set_trainable(self) -> None:
+        for p in self.visual.parameters():
+            p.requires_grad = not self.frozen
+        if not self.frozen and self.trainable_blocks is not None:
+            n = int(self.trainable_blocks)
+            depth = len(self.trunk.blocks)
+            if not 0 <= n <= depth:
+                raise ConfigError(f'trainable_blocks must be in [0, {depth}], got {n}')
+            for p in self.visual.parameters():
+                p.requires_grad = False
+            for blk in list(self.trunk.blocks)[depth - n:]:
+                for p in blk.parameters():
+                    p.requires_grad = True
+            for p in self.trunk.norm.parameters():
+                p.requires_grad = n > 0
+        if self.freeze_clip_head:
+            for module in (self.trunk.fc_norm, self.visual.head):
+                for p in module.parameters():
+                    p.requires_grad = False
+        if self.frozen:
+            self.visual.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.visual.eval()  # LayerNorms have no running stats, but dropout / drop-path do act
+        return self
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        """Channels and stride of each output, as detectron2 backbones report them."""
+        names = list(self.out_levels) + (['clip'] if self.with_clip_map else [])
+        names += [f'block{i}' for i in self.out_block_indices]
+        return {n: ShapeSpec(self.channels.get(n, self.channels['s16']),
+                             LEVEL_STRIDES.get(n, TOKEN_SIZE)) for n in names}
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of ``out_levels`` in order (for mmdet/mmseg necks)."""
+        return [self.channels[lvl] for lvl in self.out_levels]
+
+    @property
+    def out_strides(self) -> List[int]:
+        return [LEVEL_STRIDES[lvl] for lvl in self.out_levels]
+
+    @property
+    def clip_dim(self) -> int:
+        return self.channels['clip']
+
+    @property
+    def stride(self) -> int:
+        """Window stride used in the current mode."""
+        return self.train_stride if self.training else self.test_stride
+
+    def _estimate_window_bytes(self) -> int:
+        """Rough peak activation bytes of one window without gradients (float32)."""
+        w = self.window_size
+        c = self.channels['s4']
+        n = (w // TOKEN_SIZE) ** 2
+        d = self.channels['s16']
+        heads = getattr(self.trunk.blocks[0].attn, 'num_heads', 1)
+        conv_peak = 12 * c * (w // 4) ** 2
+        vit_peak = 8 * n * d + 2 * heads * n * n
+        kept = c * (w // 4) ** 2 + 2 * c * (w // 8) ** 2 + 2 * n * d + n * self.channels['clip']
+        return 4 * (max(conv_peak, vit_peak) + kept)
+
+    # ----------------------------------------------------------------- forward
+    def forward_window(self, x: Tensor) -> Dict[str, Tensor]:
+        """Features of windows at exactly the pretraining resolution.
+
+        ``x``: normalised ``(n, 3, W, W)``. Returns maps for ``s4``, ``s8``,
+        ``s16`` (pre-``fc_norm`` tokens), optionally ``clip`` and ``block{i}``.
+        """
+        w = self.window_size
+        if x.shape[-2:] != (w, w):
+            raise ValueError(f'forward_window expects {w}x{w} windows, got {tuple(x.shape[-2:])}')
+        trunk = self.trunk
+        conv = trunk.patch_embed.backbone
+        s2 = conv.stem(x)
+        s4 = conv.stages[0](s2)
+        s8 = conv.stages[1](s4)
+        tokens = trunk.patch_embed.proj(conv.pool(s8))
+        n, d, h, wt = tokens.shape
+        tokens = tokens.flatten(2).transpose(1, 2)
+        tokens = trunk.norm_pre(trunk.patch_drop(trunk._pos_embed(tokens)))
+        extra = {}
+        want = set(self.out_block_indices)
+        if want or not (trunk.grad_checkpointing and torch.is_grad_enabled()):
+            for i, blk in enumerate(trunk.blocks):
+                tokens = blk(tokens)
+                if i in want:
+                    extra[f'block{i}'] = tokens.transpose(1, 2).reshape(n, d, h, wt)
+        else:
+            from timm.models._manipulate import checkpoint_seq
+            tokens = checkpoint_seq(trunk.blocks, tokens)
+        tokens = trunk.norm(tokens)
+        out = {'s4': s4, 's8': s8, 's16': tokens.transpose(1, 2).reshape(n, d, h, wt)}
+        if self.with_clip_map:
+            clip = self.clip_project(tokens)
+            out['clip'] = clip.transpose(1, 2).reshape(n, -1, h, wt)
+        out.update(extra)
+        return out
+
+    def forward(self, images: Tensor, stride: Optional[int] = None
+                ) -> Union[Dict[str, Tensor], Tuple[Tensor, ...]]:
+        """Stitched multi-scale features of normalised images of any size.
+
+        Args:
+            images: ``(B, 3, H, W)``, normalised with :attr:`pixel_mean` / :attr:`pixel_std`.
+            stride: window stride; default :attr:`train_stride` in training
+                mode, :attr:`test_stride` in eval mode.
+        """
+        stride = check_stride(stride, self.window_size) if stride else self.stride
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.visual.parameters())
+        with torch.set_grad_enabled(grad):
+            maps = sliding_window_forward(images, self.forward_window, self.window_size, stride,
+                                          self.max_windows_per_chunk, progress=self.progress)
+        if 's32' in self.out_levels:
+            maps['s32'] = F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
+        keep = list(self.out_levels) + (['clip'] if self.with_clip_map else [])
+        keep += [f'block{i}' for i in self.out_block_indices]
+        maps = {k: maps[k] for k in keep}
+        if self.return_tuple:
+            return tuple(maps[lvl] for lvl in self.out_levels)
+        return maps
+
+    # -------------------------------------------------------------- CLIP space
+    def clip_project(self, tokens: Tensor) -> Tensor:
+        """``proj(fc_norm(tokens))`` over the last dimension: into the joint CLIP space."""
+        return self.visual.head(self.trunk.head_drop(self.trunk.fc_norm(tokens)))
+
+    def mask_pool(self, masks: Tensor, tokens: Tensor, eps: float = 1e-6) -> Tensor:
+        """CLIP embeddings of masked regions (not normalised).
+
+        Args:
+            masks: soft or binary ``(B, Q, h, w)`` at any resolution (resized
+                bilinearly to the token grid).
+            tokens: the ``s16`` map ``(B, D, H16, W16)`` of the same images.
+
+        Returns:
+            ``(B, Q, E)``: ``proj(fc_norm(sum(m * t) / sum(m)))``.
+        """
+        if masks.shape[-2:] != tokens.shape[-2:]:
+            masks = F.interpolate(masks.to(tokens.dtype), size=tokens.shape[-2:],
+                                  mode='bilinear', align_corners=False)
+        masks = masks.to(tokens.dtype)
+        pooled = torch.einsum('bqhw,bdhw->bqd', masks, tokens)
+        pooled = pooled / (masks.sum(dim=(-2, -1))[..., None] + eps)
+        return self.clip_project(pooled)
+
+    def encode_image(self, images: Tensor, stride: Optional[int] = None) -> Tensor:
+        """Whole-image CLIP embeddings (mean of the stitched tokens), not normalised."""
+        stride = check_stride(stride, self.window_size) if stride else self.stride
+        tokens = sliding_window_forward(
+            images, lambda x: {'s16': self.forward_window(x)['s16']}, self.window_size, stride,
+            self.max_windows_per_chunk)['s16']
+        ones = tokens.new_ones(tokens.shape[0], 1, *tokens.shape[-2:])
+        return self.mask_pool(ones, tokens)[:, 0]
+
+    # ------------------------------------------------------------ optimisation
+    def get_layer_id(self, param_name: str) -> Tuple[int, int]:
+        """Layer index of a parameter for layer-wise lr decay, and the layer count.
+
+        Layers, in order: the stem and MBConv stage 1 (0), MBConv stage 2 and
+        the strided conv with the position embedding (1), ViT block i (i + 2),
+        and the final norms and projection (depth + 2).
+        """
+        name = param_name.split('visual.', 1)[-1]
+        depth = len(self.trunk.blocks)
+        num_layers = depth + 3
+        if re.match(r'trunk\.patch_embed\.backbone\.(stem|stages\.0)\.', name):
+            return 0, num_layers
+        if name.startswith(('trunk.patch_embed', 'trunk.pos_embed', 'trunk.norm_pre')):
+            return 1, num_layers
+        match = re.match(r'trunk\.blocks\.(\d+)\.', name)
+        if match:
+            return int(match.group(1)) + 2, num_layers
+        return num_layers - 1, num_layers

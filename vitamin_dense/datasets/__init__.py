@@ -1,0 +1,1 @@
+"""Data sets and transforms (through mmdet / mmseg pipelines), synthetic data, vocabularies."""

@@ -1,0 +1,83 @@
+"""MMEngine Runner with atomic, weights-only-loadable checkpoints.
+
+* Checkpoints are written to a temporary name and renamed into place, so a
+  checkpoint file is either complete or absent, even if the run is killed.
+* They hold only tensors and plain containers (see
+  :mod:`vitamin_dense.engine.checkpoint`), so they load with
+  ``torch.load(weights_only=True)``: no file is ever fully unpickled.
+* ``--resume`` picks the newest complete checkpoint even when MMEngine's
+  ``last_checkpoint`` pointer is missing or stale.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+
+from mmengine.runner import Runner
+
+from ..registry import RUNNERS
+from .checkpoint import find_resume_checkpoint, from_plain, load_runner_checkpoint, to_plain
+
+
+@RUNNERS.register_module()
+class VitaminRunner(Runner):
+    """Runner used by every vitamin-dense config (``runner_type='VitaminRunner'``)."""
+
+    def call_hook(self, fn_name: str, **kwargs) -> None:
+        super().call_hook(fn_name, **kwargs)
+        if fn_name == 'before_save_checkpoint':
+            checkpoint = kwargs['checkpoint']
+            for key in ('meta', 'message_hub', 'optimizer', 'param_schedulers'):
+                if key in checkpoint:
+                    checkpoint[key] = to_plain(checkpoint[key])
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
+        local = kwargs.get('backend_args') is None and kwargs.get('file_client_args') is None \
+            and '://' not in str(out_dir)
+        if not local:
+            return super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        tmp_name = f'.{filename}.{os.getpid()}.partial'
+        final = osp.join(out_dir, filename)
+        tmp = osp.join(out_dir, tmp_name)
+        try:
+            super().save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+            with open(tmp, 'rb') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
+
+    def load_or_resume(self) -> None:
+        if self._has_loaded:
+            return None
+        if self._resume and self._load_from is None:
+            found = find_resume_checkpoint(self.work_dir)
+            if found is None:
+                self.logger.info(f'no checkpoint in {self.work_dir} to resume from; '
+                                 'training starts from the beginning')
+                self._resume = False
+            else:
+                self.logger.info(f'resuming from {found}')
+                self._load_from = found
+        return super().load_or_resume()
+
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
+                        revise_keys=[(r'^module.', '')]):
+        from mmengine.model import is_model_wrapper
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+        if map_location == 'default':
+            map_location = 'cpu'
+        if osp.isfile(filename):
+            checkpoint = load_runner_checkpoint(filename, map_location=map_location)
+        else:  # URLs and other backends: MMEngine's loader (torch's weights-only default)
+            from mmengine.runner.checkpoint import _load_checkpoint
+            checkpoint = _load_checkpoint(filename, map_location=map_location)
+            if 'message_hub' in checkpoint:
+                checkpoint['message_hub'] = from_plain(checkpoint['message_hub'])
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint

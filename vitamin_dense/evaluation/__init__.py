@@ -1,0 +1,2 @@
+"""Open-vocabulary metric wrappers (seen / unseen splits) over pycocotools, lvis, panopticapi,
+mmdet and mmseg metrics."""

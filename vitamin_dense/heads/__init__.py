@@ -1,0 +1,1 @@
+"""Prediction heads: OWL-ViT-style detection, FC-CLIP-style segmentation (pure PyTorch)."""

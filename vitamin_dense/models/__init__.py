@@ -1,0 +1,1 @@
+"""MMEngine models (segmentors, detectors), losses and matching; training-free baseline."""

@@ -1,0 +1,11 @@
+"""Vocabulary parsing, prompt templates and the cached CLIP text classifier."""
+from .classifier import TextClassifier, build_text_classifier, default_cache_dir
+from .templates import IMAGENET_TEMPLATES, TEMPLATE_SETS, VILD_TEMPLATES, get_templates
+from .vocabulary import (Vocabulary, builtin_vocabularies, normalize_name, parse_vocabulary,
+                         read_vocabulary_file, register_builtin_vocabulary)
+
+__all__ = [
+    'TextClassifier', 'build_text_classifier', 'default_cache_dir', 'IMAGENET_TEMPLATES',
+    'TEMPLATE_SETS', 'VILD_TEMPLATES', 'get_templates', 'Vocabulary', 'builtin_vocabularies',
+    'normalize_name', 'parse_vocabulary', 'read_vocabulary_file', 'register_builtin_vocabulary',
+]

@@ -1,0 +1,173 @@
+"""Vocabularies: the classes a user names at run time, with synonyms.
+
+Grammar of a vocabulary string (the ``--vocab`` flag):
+
+* Without a semicolon, commas separate classes, one name each:
+  ``"cat,dog"`` -> two classes.
+* With a semicolon, semicolons separate classes and commas separate synonyms
+  of one class (as ODISE): ``"kitten, cat; dog"`` -> two classes,
+  ``[kitten, cat]`` and ``[dog]``. A single class with synonyms ends with a
+  semicolon: ``"kitten, cat;"``.
+* ``"dataset:NAME"`` -> the class names of a built-in data set vocabulary.
+* A path to an existing text file -> one class per line, synonyms separated
+  by commas on the line; blank lines and lines starting with ``#`` are skipped.
+
+The first synonym names the class in outputs. Names are compared after
+lower-casing, turning underscores into spaces and collapsing whitespace; a
+name that appears twice (within or across classes) is an error.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple, Union
+
+from ..errors import VocabularyError
+
+VocabSpec = Union[str, Sequence[Union[str, Sequence[str]]], 'Vocabulary']
+
+_BUILTIN: Dict[str, Callable[[], Sequence[Union[str, Sequence[str]]]]] = {}
+
+
+def normalize_name(name: str) -> str:
+    """Canonical form used to detect duplicates: lower case, single spaces."""
+    return re.sub(r'\s+', ' ', name.replace('_', ' ')).strip().lower()
+
+
+def prompt_name(name: str) -> str:
+    """The form of a name put into prompts (underscores become spaces)."""
+    return re.sub(r'\s+', ' ', name.replace('_', ' ')).strip()
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """An ordered list of classes, each a tuple of synonyms."""
+
+    classes: Tuple[Tuple[str, ...], ...]
+
+    def __post_init__(self):
+        if not self.classes:
+            raise VocabularyError('the vocabulary is empty: name at least one class, '
+                                  'e.g. --vocab "cat,dog"')
+        seen: Dict[str, int] = {}
+        for idx, synonyms in enumerate(self.classes):
+            if not synonyms:
+                raise VocabularyError(f'class {idx + 1} of the vocabulary has no name')
+            for name in synonyms:
+                key = normalize_name(name)
+                if not key:
+                    raise VocabularyError(f'class {idx + 1} of the vocabulary has an empty name')
+                if key in seen:
+                    where = 'twice in the same class' if seen[key] == idx else \
+                        f'in classes {seen[key] + 1} and {idx + 1}'
+                    raise VocabularyError(f"'{name}' appears {where} of the vocabulary; "
+                                          'each name may appear once')
+                seen[key] = idx
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __getitem__(self, idx: int) -> str:
+        return self.names[idx]
+
+    @property
+    def names(self) -> List[str]:
+        """Display name of each class (its first synonym)."""
+        return [synonyms[0] for synonyms in self.classes]
+
+    def key(self) -> Tuple[Tuple[str, ...], ...]:
+        """Hashable identity (what the text cache keys on)."""
+        return tuple(tuple(prompt_name(n) for n in syn) for syn in self.classes)
+
+    def to_string(self) -> str:
+        """The vocabulary in the flag grammar (round-trips through :func:`parse_vocabulary`)."""
+        if all(len(s) == 1 for s in self.classes):
+            return ','.join(s[0] for s in self.classes)
+        return '; '.join(', '.join(s) for s in self.classes) + (';' if len(self.classes) == 1 else '')
+
+    @classmethod
+    def from_names(cls, names: Iterable[Union[str, Sequence[str]]]) -> 'Vocabulary':
+        """From a list whose items are a name or a list of synonyms."""
+        classes = []
+        for item in names:
+            if isinstance(item, str):
+                synonyms = tuple(s.strip() for s in item.split(',')) if ',' in item else (item.strip(),)
+            else:
+                synonyms = tuple(str(s).strip() for s in item)
+            classes.append(tuple(s for s in synonyms if s) or ('',))
+        return cls(tuple(classes))
+
+
+def register_builtin_vocabulary(name: str,
+                                loader: Callable[[], Sequence[Union[str, Sequence[str]]]]) -> None:
+    """Make ``dataset:<name>`` resolve to the class list ``loader()`` returns."""
+    _BUILTIN[name.lower()] = loader
+
+
+def builtin_vocabularies() -> List[str]:
+    return sorted(_BUILTIN)
+
+
+def parse_vocabulary(spec: VocabSpec) -> Vocabulary:
+    """Parse a vocabulary string, file, ``dataset:NAME`` or list (see the module doc)."""
+    if isinstance(spec, Vocabulary):
+        return spec
+    if spec is None:
+        raise VocabularyError('no vocabulary given: name the classes, e.g. --vocab "cat,dog"')
+    if not isinstance(spec, str):
+        return Vocabulary.from_names(spec)
+    text = spec.strip()
+    if not text:
+        raise VocabularyError('the vocabulary is empty: name at least one class, '
+                              'e.g. --vocab "cat,dog"')
+    if text.lower().startswith('dataset:'):
+        key = text.split(':', 1)[1].strip().lower()
+        _load_builtin_modules()
+        if key not in _BUILTIN:
+            raise VocabularyError(f"unknown data set vocabulary '{key}'; known: "
+                                  f"{', '.join(builtin_vocabularies()) or 'none'}")
+        return Vocabulary.from_names(_BUILTIN[key]())
+    if os.path.isfile(os.path.expanduser(text)):
+        return read_vocabulary_file(os.path.expanduser(text))
+    if ';' in text:
+        classes = [tuple(s.strip() for s in part.split(',') if s.strip())
+                   for part in text.split(';') if part.strip()]
+        empty = [i + 1 for i, c in enumerate(classes) if not c]
+        if empty:
+            raise VocabularyError(f'class {empty[0]} of the vocabulary has no name')
+        return Vocabulary(tuple(classes))
+    parts = [p.strip() for p in text.split(',')]
+    if any(not p for p in parts):
+        raise VocabularyError(f"empty class name in vocabulary '{text}' (two commas in a row, "
+                              'or a trailing comma?)')
+    return Vocabulary(tuple((p,) for p in parts))
+
+
+def read_vocabulary_file(path: str) -> Vocabulary:
+    """One class per line; synonyms separated by commas; ``#`` comments."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VocabularyError(f'cannot read vocabulary file {path}: {exc}') from exc
+    classes = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        classes.append(tuple(s.strip() for s in line.split(',') if s.strip()))
+    if not classes:
+        raise VocabularyError(f'vocabulary file {path} names no class (one class per line)')
+    return Vocabulary(tuple(classes))
+
+
+def _load_builtin_modules() -> None:
+    """Data set modules register their vocabularies when imported."""
+    try:
+        import vitamin_dense.datasets  # noqa: F401
+    except ImportError:
+        pass

@@ -1,0 +1,1 @@
+"""Overlays, boxes and legends."""
