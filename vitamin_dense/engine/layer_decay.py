@@ -35,7 +35,8 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import OPTIM_WRAPPER_CONSTRUCTORS, _openmmlab_registry
+from ..registry import OPTIM_WRAPPER_CONSTRUCTORS
+from ..utils.openmmlab_alias import alias_into_openmmlab
 
 #: name fragments whose parameters never get weight decay
 DEFAULT_NO_DECAY_KEYS: Tuple[str, ...] = ('pos_embed', 'position_embedding', 'cls_token',
@@ -159,15 +160,6 @@ class ViTaminLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                   + '\n'.join(lines), logger='current')
 
 
-def _alias_into_openmmlab(cls: type) -> type:
-    """Also register into mmdet's and mmseg's OPTIM_WRAPPER_CONSTRUCTORS (stock configs)."""
-    for package in ('mmdet', 'mmseg'):
-        registry = _openmmlab_registry(package, 'OPTIM_WRAPPER_CONSTRUCTORS')
-        if registry is not None and cls.__name__ not in registry.module_dict:
-            registry.register_module(module=cls)
-    return cls
-
-
-_alias_into_openmmlab(ViTaminLayerDecayOptimizerConstructor)
+alias_into_openmmlab(ViTaminLayerDecayOptimizerConstructor, 'OPTIM_WRAPPER_CONSTRUCTORS')
 
 __all__ = ['ViTaminLayerDecayOptimizerConstructor', 'DEFAULT_NO_DECAY_KEYS']
