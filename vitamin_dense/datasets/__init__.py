@@ -1,1 +1,20 @@
-"""Data sets and transforms (through mmdet / mmseg pipelines), synthetic data, vocabularies."""
+"""Data sets and transforms (through mmdet / mmseg pipelines), synthetic data, vocabularies.
+
+The synthetic generator and the vocabularies need no OpenMMLab package; the
+data set classes (mmdet / mmseg subclasses) are registered when those import.
+"""
+from ..utils.imports import openmmlab_available
+from .errors import DatasetError
+from .synthetic import (DEFAULT_STUFF, DEFAULT_THINGS, DEFAULT_UNSEEN, SyntheticSpec,
+                        ensure_synthetic, generate_split, render_sample, synthetic_metainfo,
+                        synthetic_vocabulary)
+
+__all__ = ['DatasetError', 'SyntheticSpec', 'ensure_synthetic', 'generate_split', 'render_sample',
+           'synthetic_metainfo', 'synthetic_vocabulary', 'DEFAULT_THINGS', 'DEFAULT_STUFF',
+           'DEFAULT_UNSEEN']
+
+if openmmlab_available():
+    from .synthetic_dataset import (SyntheticDetectionDataset, SyntheticPanopticDataset,
+                                    SyntheticSemanticDataset)
+    __all__ += ['SyntheticPanopticDataset', 'SyntheticDetectionDataset',
+                'SyntheticSemanticDataset']
