@@ -1,1 +1,2 @@
 """MMEngine models (segmentors, detectors), losses and matching; training-free baseline."""
+from . import necks  # noqa: F401,E402
