@@ -40,7 +40,7 @@ from mmdet.structures import SampleList
 from torch import Tensor
 
 from ...backbones.sliding_window import snap_stride
-from ...errors import ConfigError
+from ...errors import ConfigError, VocabularyError
 from ...registry import MODELS, register_openmmlab_alias
 from ...text import TextClassifier
 from ...text.vocabulary import VocabSpec, Vocabulary, normalize_name, parse_vocabulary
@@ -158,11 +158,23 @@ class SlidingFViT(TwoStageDetector):
             self.set_dataset_meta(meta)
 
     def set_dataset_meta(self, meta: dict) -> None:
-        """Follow a data set's metainfo: its classes and base / novel split."""
+        """Follow a data set's metainfo: its classes (with ``synonyms`` when given) and split."""
         if 'classes' not in meta:
             raise ConfigError("data set metainfo has no 'classes': an open-vocabulary detector "
                               'needs the class names')
-        self.set_vocabulary(meta['classes'], base_classes=meta.get('base_classes'),
+        classes = list(meta['classes'])
+        synonyms = meta.get('synonyms')
+        if synonyms is not None and len(synonyms) == len(classes):
+            merged = []
+            for name, syns in zip(classes, synonyms):
+                syns = [syns] if isinstance(syns, str) else list(syns)
+                merged.append([name] + [s for s in syns if normalize_name(s) != normalize_name(name)])
+            try:
+                Vocabulary.from_names(merged)
+                classes = merged
+            except VocabularyError as exc:
+                logger.warning('ignoring the data set synonyms (%s); using class names only', exc)
+        self.set_vocabulary(classes, base_classes=meta.get('base_classes'),
                             novel_classes=meta.get('novel_classes'))
         self._meta = dict(meta)
 
@@ -267,17 +279,19 @@ class SlidingFViT(TwoStageDetector):
         label_map = self._use_vocabulary(training=True).to(batch_inputs.device)
         samples = []
         for sample in batch_data_samples:
-            sample = sample.clone()
             labels = sample.gt_instances.labels
-            if labels.numel():
-                mapped = label_map[labels]
-                if (mapped < 0).any():
-                    bad = sorted({self._classes.names[i] for i in labels[mapped < 0].tolist()})
-                    raise ConfigError(
-                        f'training annotations of novel classes {bad[:5]}: open-vocabulary '
-                        'training uses base classes only; remove them from the training set '
-                        'or from metainfo novel_classes')
-                sample.gt_instances.labels = mapped
+            mapped = label_map[labels]
+            if (mapped < 0).any():
+                bad = sorted({self._classes.names[i] for i in labels[mapped < 0].tolist()})
+                raise ConfigError(
+                    f'training annotations of novel classes {bad[:5]}: open-vocabulary '
+                    'training uses base classes only; remove them from the training set '
+                    'or from metainfo novel_classes')
+            # Shallow copies: the data set's samples keep their own labels.
+            gt_instances = sample.gt_instances.new()
+            gt_instances.labels = mapped
+            sample = sample.new()
+            sample.gt_instances = gt_instances
             samples.append(sample)
         return super().loss(batch_inputs, samples)
 
