@@ -178,3 +178,65 @@ def test_published_configs_keep_the_recipe():
         assert cfg.train_dataloader.batch_size * 8 == 64
         assert cfg.image_size == (896, 896)
         assert dict(type='DatasetVocabularyHook') in cfg.custom_hooks
+
+
+_TINY_L_OVERRIDES = {
+    'model.backbone.model_name': 'ViTamin-Tiny', 'model.backbone.weights': None,
+    'model.backbone.out_block_indices': (0, ), 'model.window_stride': 40,
+    'model.roi_head.bbox_head.embed_dim': 64, 'model.roi_head.clip_roi_extractor.out_channels': 64,
+    # fewer RoIs than the recipe's 1000 proposals / 512 samples: a CPU unit test
+    'model.train_cfg.rpn_proposal.max_per_img': 100, 'model.train_cfg.rcnn.sampler.num': 64,
+    'model.test_cfg.rpn.max_per_img': 50,
+}
+
+
+@pytest.mark.parametrize('name', ['fvit_vitamin_l_ovcoco.py', 'fvit_vitamin_l_ovlvis.py'])
+def test_published_configs_build_and_run_at_tiny_size(name):
+    """Every part of the OV-COCO / OV-LVIS configs, with ViTamin-Tiny in place of L."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmdet.structures.mask import BitmapMasks
+    cfg = load_config(os.path.join(ROOT, 'configs/ov_det', name), _TINY_L_OVERRIDES)
+    cfg.model.data_preprocessor.batch_augments = None  # 896 px padding: too big for a unit test
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model.init_weights()
+    assert model.neck.in_channels == [16, 32, 64, 64]
+    with_mask = 'lvis' in name
+    assert model.roi_head.with_mask == with_mask
+    model.set_dataset_meta(dict(classes=('cat', 'dog', 'car'), base_classes=('cat', 'car')))
+    samples = _samples([[0, 2], [2]])
+    if with_mask:
+        for sample in samples:
+            masks = torch.zeros(len(sample.gt_instances), 96, 128, dtype=torch.uint8)
+            for i, box in enumerate(sample.gt_instances.bboxes.int().tolist()):
+                masks[i, box[1]:box[3], box[0]:box[2]] = 1
+            sample.gt_instances.masks = BitmapMasks(masks.numpy(), 96, 128)
+    model.train()
+    data = model.data_preprocessor(dict(inputs=[torch.randint(0, 255, (3, 96, 128),
+                                                              dtype=torch.uint8)] * 2,
+                                        data_samples=samples), True)
+    losses = model(**data, mode='loss')
+    assert ('loss_mask' in losses) == with_mask
+    model.eval()
+    model.test_cfg.rcnn.score_thr = 0.0
+    with torch.no_grad():
+        out = model.predict(data['inputs'][:1], data['data_samples'][:1])
+    pred = out[0].pred_instances
+    assert len(pred) > 0
+    if with_mask:
+        assert tuple(pred.masks.shape[-2:]) == (96, 128)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['fvit_vitamin_l_ovcoco.py', 'fvit_vitamin_l_ovlvis.py'])
+def test_published_configs_build_at_full_size(name):
+    """The real ViTamin-L-336 models (random weights: about 20 s each on a CPU)."""
+    cfg = load_config(os.path.join(ROOT, 'configs/ov_det', name), {'model.backbone.weights': None})
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    assert model.backbone.train_stride == model.backbone.test_stride == 160  # 168, snapped
+    assert model.adapter.inputs == ['s4', 's8', 'block14', 's16']
+    assert model.neck.in_channels == [160, 320, 1024, 1024]
+    assert model.text_encoder.embed_dim == model.backbone.clip_dim == 768
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert 15e6 < trainable < 30e6  # adapters, FPN, RPN and RoI heads only

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from mmengine.registry import init_default_scope
 
 import vitamin_dense  # noqa: F401
 from vitamin_dense.engine.config import build_runner, load_config
@@ -49,6 +50,9 @@ def _cfg(data_root: str, work_dir: str, iters: int, val_images: int = 8, **extra
              milestones=[max(1, int(iters * 0.75))], gamma=0.1)]
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=0)
+    # build_runner looks VitaminRunner up in the *current* default scope, which an mmdet
+    # inferencer earlier in the session may have left at 'mmdet'.
+    init_default_scope(cfg.default_scope)
     return cfg
 
 

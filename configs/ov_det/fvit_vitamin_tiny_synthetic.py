@@ -63,7 +63,7 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
-    visualization=dict(type='mmdet.DetVisualizationHook', draw=False))
+    visualization=dict(type='mmdet.DetVisualizationHook', draw=False, score_thr=0.1))
 visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
                   name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
