@@ -36,16 +36,16 @@ from mmdet.evaluation.metrics import LVISMetric
 from mmengine.fileio import load
 from mmengine.logging import MMLogger
 
-from ..datasets.ov_detection_base import DatasetError, annotation_error, require_file
+from ..datasets.ov_detection_base import (DatasetError, alias_into_mmdet, annotation_error,
+                                          require_file)
 from ..datasets.ov_lvis import OV_LVIS_LAYOUT
 from ..datasets.ov_splits import LVIS_FREQUENCIES, LVIS_NOVEL_FREQUENCIES
 from ..errors import ConfigError
 from ..registry import METRICS
 from ..text.vocabulary import normalize_name
 from .lvis_compat import lvis_numpy_compat
-from .ov_coco_metric import _check_metrics
-from .ov_split_utils import (check_labels, format_table, mean_valid, processed_image_ids,
-                             split_labels)
+from .ov_split_utils import (check_labels, check_metrics, format_table, mean_valid, metrics_for,
+                             processed_image_ids, split_labels)
 
 _LVIS_KEYS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc', 'APf')
 
@@ -81,7 +81,7 @@ class OVLVISMetric(LVISMetric):
                  backend_args: Optional[dict] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        self.requested = _check_metrics(metric)
+        self.requested = check_metrics(metric)
         if ann_file is None:
             raise ConfigError('OVLVISMetric needs ann_file (the LVIS json, e.g. '
                               'data/lvis_v1/annotations/lvis_v1_val.json): federated LVIS '
@@ -127,15 +127,6 @@ class OVLVISMetric(LVISMetric):
                                "'frequency' (r/c/f); an LVIS v1 annotation file is needed")
         return [by_name[normalize_name(c)] for c in classes]
 
-    def _metrics_for(self, preds: Sequence[dict]) -> List[str]:
-        has_masks = any('masks' in p for p in preds)
-        if self.requested is None:
-            return ['bbox', 'segm'] if has_masks else ['bbox']
-        if 'segm' in self.requested and not has_masks:
-            raise ConfigError("OVLVISMetric: metric 'segm' was requested but the predictions "
-                              "carry no masks (pred_instances.masks)")
-        return list(self.requested)
-
     # ------------------------------------------------------------------ evaluation
     def compute_metrics(self, results: list) -> Dict[str, float]:
         logger = MMLogger.get_current_instance()
@@ -173,7 +164,7 @@ class OVLVISMetric(LVISMetric):
             classes, self.dataset_meta, self.novel_classes, self.base_classes,
             default_novel=[c['frequency'] in self.novel_frequencies for c in categories])
         eval_results: Dict[str, float] = OrderedDict()
-        for metric in self._metrics_for(preds):
+        for metric in metrics_for(self.requested, preds, 'OVLVISMetric'):
             lvis_eval = self._evaluate(lvis_gt, result_files, metric, logger)
             eval_results.update(self._summaries(lvis_eval, metric, classes, splits, logger))
         return eval_results
@@ -243,3 +234,6 @@ class _EmptyResults(LVISResults):
 
 def _empty_results(lvis_gt: LVIS) -> LVISResults:
     return _EmptyResults(lvis_gt)
+
+
+alias_into_mmdet(OVLVISMetric, 'METRICS')
