@@ -343,6 +343,21 @@ def test_ov_lvis_metric_perfect_and_empty(lvis_data):
     assert out['ov_lvis/bbox_APr'] == 0.0 and out['ov_lvis/bbox_AP'] == 0.0
 
 
+def test_ov_lvis_metric_split_follows_dataset_frequencies(lvis_data):
+    meta, data = dict(lvis_data['meta']), lvis_data['data']
+    cat_ids = _cat_ids_by_label(data, meta['classes'])
+    dets = noisy_detections(data, seed=13)
+    samples = _samples(dets, data, {c: i for i, c in enumerate(cat_ids)})
+    out_r = _evaluate(dict(type='OVLVISMetric', ann_file=lvis_data['path']), meta, samples)
+    assert out_r['ov_lvis/bbox_AP_novel'] == pytest.approx(out_r['ov_lvis/bbox_APr'])
+    meta['novel_frequencies'] = ('r', 'c')  # as OVLVISDataset(novel_frequencies=('r', 'c'))
+    out_rc = _evaluate(dict(type='OVLVISMetric', ann_file=lvis_data['path']), meta, samples)
+    assert out_rc['ov_lvis/bbox_AP_base'] == pytest.approx(out_rc['ov_lvis/bbox_APf'])
+    out_f = _evaluate(dict(type='OVLVISMetric', ann_file=lvis_data['path'],
+                           novel_frequencies=('r',)), meta, samples)  # the metric's own wins
+    assert out_f['ov_lvis/bbox_AP_novel'] == pytest.approx(out_r['ov_lvis/bbox_APr'])
+
+
 def test_ov_lvis_metric_errors(tmp_path):
     with pytest.raises(ConfigError, match='needs ann_file'):
         OVLVISMetric()
