@@ -11,16 +11,8 @@ from __future__ import annotations
 import os.path as osp
 from typing import List, Optional
 
-from ..errors import VitaminDenseError
+from .errors import DatasetError, DatasetFileError  # noqa: F401  (re-exported)
 from .ov_splits import CLASS_SUBSETS
-
-
-class DatasetError(VitaminDenseError, ValueError):
-    """A data set's files or settings are unusable (message says what and how to fix)."""
-
-
-class DatasetFileError(DatasetError, FileNotFoundError):
-    """A file or folder a data set needs is missing or unreadable."""
 
 
 def is_local(path: str, backend_args: Optional[dict]) -> bool:
