@@ -28,9 +28,10 @@ from mmengine.fileio import get_local_path
 
 from ..registry import DATASETS
 from ..text.vocabulary import normalize_name, register_builtin_vocabulary
-from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, alias_into_mmdet,
-                                annotation_error, check_class_subset, check_first_image,
-                                describe_missing, require_file)
+from ..utils.openmmlab_alias import alias_into_openmmlab
+from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, annotation_error,
+                                check_class_subset, check_first_image, describe_missing,
+                                require_file)
 from .ov_splits import (OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, coco_classes,
                         coco_palette, labels_in_subset, names_to_mask, ov_coco_classes,
                         ov_coco_palette, random_palette, split_metainfo)
@@ -147,7 +148,8 @@ def _palette_for(classes: Sequence[str]):
     return [colours.get(name, fallback[i]) for i, name in enumerate(classes)]
 
 
-alias_into_mmdet(OVCocoDataset, 'DATASETS')
+# stock mmdet configs (default_scope='mmdet') can name it too
+alias_into_openmmlab(OVCocoDataset, 'DATASETS', packages=('mmdet',))
 register_builtin_vocabulary('coco', lambda: list(coco_classes()))
 register_builtin_vocabulary('ov_coco', lambda: list(ov_coco_classes()))
 register_builtin_vocabulary('ov_coco_base', lambda: list(OV_COCO_BASE_CLASSES))

@@ -67,22 +67,6 @@ def annotation_error(path: str, kind: str, exc: BaseException) -> DatasetError:
     return DatasetError(f'{path} is not a valid {kind} annotation file ({reason})')
 
 
-def alias_into_mmdet(cls: type, registry_name: str) -> type:
-    """Also register ``cls`` in mmdet's ``registry_name`` registry (DATASETS, METRICS).
-
-    Our registries are found from configs with ``default_scope='vitamin_dense'``;
-    the alias lets a stock MMDetection config (``default_scope='mmdet'``) that
-    imports ``vitamin_dense`` name the class without a scope prefix. A name
-    mmdet already uses for another class is left alone (``vitamin_dense.``
-    prefix needed then).
-    """
-    import mmdet.registry
-    registry = getattr(mmdet.registry, registry_name)
-    if cls.__name__ not in registry.module_dict:
-        registry.register_module(module=cls)
-    return cls
-
-
 class IdList(list):
     """A list of category ids with O(1) membership tests.
 
@@ -125,4 +109,4 @@ class OpenVocabFilterMixin:
 
 __all__ = ['DatasetError', 'DatasetFileError', 'require_file', 'check_class_subset',
            'check_first_image', 'describe_missing', 'annotation_error', 'is_local',
-           'OpenVocabFilterMixin', 'IdList', 'alias_into_mmdet']
+           'OpenVocabFilterMixin', 'IdList']

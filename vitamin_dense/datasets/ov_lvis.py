@@ -27,9 +27,10 @@ from mmengine.fileio import get_local_path
 
 from ..registry import DATASETS
 from ..text.vocabulary import normalize_name, register_builtin_vocabulary
-from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, alias_into_mmdet,
-                                annotation_error, check_class_subset, check_first_image,
-                                describe_missing, require_file)
+from ..utils.openmmlab_alias import alias_into_openmmlab
+from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, annotation_error,
+                                check_class_subset, check_first_image, describe_missing,
+                                require_file)
 from .ov_splits import (LVIS_FREQUENCIES, LVIS_NOVEL_FREQUENCIES, dedupe_synonyms,
                         labels_in_subset, lvis_v1_classes, random_palette, split_metainfo)
 
@@ -159,5 +160,6 @@ def _image_file(img_info: dict) -> str:
     raise KeyError(f"image {img_info.get('id')} has neither 'coco_url' nor 'file_name'")
 
 
-alias_into_mmdet(OVLVISDataset, 'DATASETS')
+# stock mmdet configs (default_scope='mmdet') can name it too
+alias_into_openmmlab(OVLVISDataset, 'DATASETS', packages=('mmdet',))
 register_builtin_vocabulary('lvis', lambda: list(lvis_v1_classes()))

@@ -36,13 +36,13 @@ from mmdet.evaluation.metrics import LVISMetric
 from mmengine.fileio import load
 from mmengine.logging import MMLogger
 
-from ..datasets.ov_detection_base import (DatasetError, alias_into_mmdet, annotation_error,
-                                          require_file)
+from ..datasets.ov_detection_base import DatasetError, annotation_error, require_file
 from ..datasets.ov_lvis import OV_LVIS_LAYOUT
 from ..datasets.ov_splits import LVIS_FREQUENCIES, LVIS_NOVEL_FREQUENCIES
 from ..errors import ConfigError
 from ..registry import METRICS
 from ..text.vocabulary import normalize_name
+from ..utils.openmmlab_alias import alias_into_openmmlab
 from .lvis_compat import lvis_numpy_compat
 from .ov_split_utils import (check_labels, check_metrics, format_table, mean_valid, metrics_for,
                              processed_image_ids, split_labels)
@@ -246,4 +246,5 @@ def _empty_results(lvis_gt: LVIS) -> LVISResults:
     return _EmptyResults(lvis_gt)
 
 
-alias_into_mmdet(OVLVISMetric, 'METRICS')
+# stock mmdet configs (default_scope='mmdet') can name it too
+alias_into_openmmlab(OVLVISMetric, 'METRICS', packages=('mmdet',))
