@@ -4,6 +4,7 @@ The synthetic generator and the vocabularies need no OpenMMLab package; the
 data set classes (mmdet / mmseg subclasses) are registered when those import.
 """
 from ..utils.imports import openmmlab_available
+from . import class_names  # noqa: F401  (registers the dataset:NAME vocabularies)
 from .errors import DatasetError
 from .synthetic import (DEFAULT_STUFF, DEFAULT_THINGS, DEFAULT_UNSEEN, SyntheticSpec,
                         ensure_synthetic, generate_split, render_sample, synthetic_metainfo,
@@ -16,5 +17,16 @@ __all__ = ['DatasetError', 'SyntheticSpec', 'ensure_synthetic', 'generate_split'
 if openmmlab_available():
     from .synthetic_dataset import (SyntheticDetectionDataset, SyntheticPanopticDataset,
                                     SyntheticSemanticDataset)
+    from .panoptic import (CityscapesPanopticDataset, MapillaryPanopticDataset,
+                           OpenVocabADE20KPanopticDataset, OpenVocabCocoPanopticDataset)
+    from .semantic import (ADE20K847Dataset, OpenVocabADE20KDataset, OpenVocabCityscapesDataset,
+                           OpenVocabPascalContext59Dataset, OpenVocabPascalVOCDataset,
+                           PascalContext459Dataset, PascalVOC20Dataset)
+    from .transforms import LoadWideSemSegAnnotations
     __all__ += ['SyntheticPanopticDataset', 'SyntheticDetectionDataset',
-                'SyntheticSemanticDataset']
+                'SyntheticSemanticDataset', 'OpenVocabCocoPanopticDataset',
+                'OpenVocabADE20KPanopticDataset', 'CityscapesPanopticDataset',
+                'MapillaryPanopticDataset', 'OpenVocabADE20KDataset', 'ADE20K847Dataset',
+                'OpenVocabCityscapesDataset', 'OpenVocabPascalContext59Dataset',
+                'PascalContext459Dataset', 'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset',
+                'LoadWideSemSegAnnotations']
