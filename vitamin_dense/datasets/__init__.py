@@ -1,20 +1,25 @@
 """Data sets and transforms (through mmdet / mmseg pipelines), synthetic data, vocabularies.
 
-The synthetic generator and the vocabularies need no OpenMMLab package; the
-data set classes (mmdet / mmseg subclasses) are registered when those import.
+The synthetic generator, the split definitions and the vocabularies need no
+OpenMMLab package; the data set classes (mmdet / mmseg subclasses) are
+registered when those import.
 """
 from ..utils.imports import openmmlab_available
 from . import class_names  # noqa: F401  (registers the dataset:NAME vocabularies)
-from .errors import DatasetError
+from .errors import DatasetError, DatasetFileError
+from .ov_splits import OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, ov_coco_classes
 from .synthetic import (DEFAULT_STUFF, DEFAULT_THINGS, DEFAULT_UNSEEN, SyntheticSpec,
                         ensure_synthetic, generate_split, render_sample, synthetic_metainfo,
                         synthetic_vocabulary)
 
-__all__ = ['DatasetError', 'SyntheticSpec', 'ensure_synthetic', 'generate_split', 'render_sample',
-           'synthetic_metainfo', 'synthetic_vocabulary', 'DEFAULT_THINGS', 'DEFAULT_STUFF',
-           'DEFAULT_UNSEEN']
+__all__ = ['DatasetError', 'DatasetFileError', 'SyntheticSpec', 'ensure_synthetic',
+           'generate_split', 'render_sample', 'synthetic_metainfo', 'synthetic_vocabulary',
+           'DEFAULT_THINGS', 'DEFAULT_STUFF', 'DEFAULT_UNSEEN', 'OV_COCO_BASE_CLASSES',
+           'OV_COCO_NOVEL_CLASSES', 'ov_coco_classes']
 
 if openmmlab_available():
+    from .ov_coco import OVCocoDataset
+    from .ov_lvis import OVLVISDataset
     from .synthetic_dataset import (SyntheticDetectionDataset, SyntheticPanopticDataset,
                                     SyntheticSemanticDataset)
     from .panoptic import (CityscapesPanopticDataset, MapillaryPanopticDataset,
@@ -24,9 +29,9 @@ if openmmlab_available():
                            PascalContext459Dataset, PascalVOC20Dataset)
     from .transforms import LoadWideSemSegAnnotations
     __all__ += ['SyntheticPanopticDataset', 'SyntheticDetectionDataset',
-                'SyntheticSemanticDataset', 'OpenVocabCocoPanopticDataset',
-                'OpenVocabADE20KPanopticDataset', 'CityscapesPanopticDataset',
-                'MapillaryPanopticDataset', 'OpenVocabADE20KDataset', 'ADE20K847Dataset',
-                'OpenVocabCityscapesDataset', 'OpenVocabPascalContext59Dataset',
-                'PascalContext459Dataset', 'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset',
-                'LoadWideSemSegAnnotations']
+                'SyntheticSemanticDataset', 'OVCocoDataset', 'OVLVISDataset',
+                'OpenVocabCocoPanopticDataset', 'OpenVocabADE20KPanopticDataset',
+                'CityscapesPanopticDataset', 'MapillaryPanopticDataset', 'OpenVocabADE20KDataset',
+                'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
+                'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset',
+                'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset', 'LoadWideSemSegAnnotations']

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import VocabularyError
 from ..text.splits import canonical_class_name
 from ..text.vocabulary import normalize_name, register_builtin_vocabulary
-from .errors import DatasetError
+from .errors import DatasetError, DatasetFileError
 
 Synonyms = Tuple[Tuple[str, ...], ...]
 
@@ -159,7 +159,7 @@ def read_class_file(path: str, dataset: str = 'data set', expected: Optional[int
     comma-separated, ``#`` comments), as our vocabulary files.
     """
     if not osp.isfile(path):
-        raise DatasetError(f'{dataset}: missing class-name file {path}')
+        raise DatasetFileError(f'{dataset}: missing class-name file {path}')
     with open(path, encoding='utf-8', errors='replace') as f:
         lines = [ln.rstrip('\n') for ln in f]
     lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith('#')]

@@ -19,7 +19,7 @@ import numpy as np
 from mmdet.evaluation.metrics import CocoMetric
 from mmengine.logging import MMLogger, print_log
 
-from ..datasets.errors import DatasetError
+from ..datasets.errors import DatasetError, DatasetFileError
 from ..registry import METRICS
 from ..text.vocabulary import VocabSpec
 from .seen_split import resolve_seen_flags, split_indices
@@ -44,7 +44,7 @@ class OpenVocabCocoMetric(CocoMetric):
     def __init__(self, ann_file: Optional[str] = None, metric: Union[str, List[str]] = 'segm',
                  train_vocabulary: Optional[VocabSpec] = None, **kwargs) -> None:
         if ann_file and not osp.isfile(ann_file):
-            raise DatasetError(f'instance metric: missing annotation file {ann_file}')
+            raise DatasetFileError(f'instance metric: missing annotation file {ann_file}')
         super().__init__(ann_file=ann_file, metric=metric, **kwargs)
         self.train_vocabulary = train_vocabulary
         self._label_to_cat: Optional[List[Optional[int]]] = None

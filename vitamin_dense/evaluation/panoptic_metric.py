@@ -31,7 +31,7 @@ from mmengine.logging import MMLogger, print_log
 from panopticapi.evaluation import PQStat
 from panopticapi.utils import rgb2id
 
-from ..datasets.errors import DatasetError
+from ..datasets.errors import DatasetError, DatasetFileError
 from ..registry import METRICS
 from ..text.vocabulary import VocabSpec
 from .seen_split import resolve_seen_flags, split_indices
@@ -61,8 +61,9 @@ class OpenVocabPanopticMetric(CocoPanopticMetric):
                  outfile_prefix: Optional[str] = None, nproc: int = 1,
                  backend_args: Optional[dict] = None, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
+        self.tmp_dir = None  # mmdet's __del__ reads it even when __init__ stops early
         if ann_file and not osp.isfile(ann_file):
-            raise DatasetError(f'panoptic metric: missing annotation file {ann_file}')
+            raise DatasetFileError(f'panoptic metric: missing annotation file {ann_file}')
         super().__init__(ann_file=ann_file, seg_prefix=seg_prefix, classwise=classwise,
                          format_only=False, outfile_prefix=outfile_prefix, nproc=nproc,
                          backend_args=backend_args, collect_device=collect_device,
