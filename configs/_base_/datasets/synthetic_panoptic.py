@@ -72,7 +72,7 @@ test_dataloader = val_dataloader
 # PQ / SQ / RQ (all, things, stuff; panopticapi's matching through mmdet) and mIoU
 # (mmseg's IoUMetric), both split into seen / unseen classes when train_vocabulary
 # names the training classes (a derived config redefines val_evaluator, e.g. with
-# train_vocabulary=['circle', 'square', ...] for a holdout='default' training split).
+# train_vocabulary='dataset:synthetic_seen' for a holdout='default' training split).
 # The panoptic metric reads the ground truth PackDetInputs packs (seg_map_path,
 # segments_info).
 val_evaluator = [
