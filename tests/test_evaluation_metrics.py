@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmdet.structures import DetDataSample
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData, PixelData
 from mmseg.evaluation import IoUMetric
