@@ -90,6 +90,9 @@ def build_runner(cfg):
     cfg.setdefault('default_scope', 'vitamin_dense')
     init_default_scope(cfg.default_scope)
     runner_type = cfg.get('runner_type', 'VitaminRunner')
-    registry = RUNNERS if runner_type in RUNNERS.module_dict else MMENGINE_RUNNERS
+    if runner_type in RUNNERS.module_dict:
+        # A scoped name resolves whatever the config's default scope is.
+        cfg.runner_type = f'vitamin_dense.{runner_type}'
+        return RUNNERS.build(cfg)
     cfg.runner_type = runner_type
-    return registry.build(cfg)
+    return MMENGINE_RUNNERS.build(cfg)
