@@ -245,10 +245,7 @@ def _captured_native_stderr() -> Iterator[_Captured]:
     back so that it can become part of a one-line error instead of noise.
     """
     captured = _Captured()
-    try:
-        fd = sys.stderr.fileno() if sys.stderr is not None else 2
-    except (AttributeError, OSError, ValueError):
-        fd = 2
+    fd = 2  # C libraries write to the process's fd 2, whatever sys.stderr is
     with _STDERR_LOCK:
         old_level = _set_cv_log_level(0)
         saved = None
