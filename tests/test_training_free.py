@@ -201,3 +201,30 @@ def test_regions_of_a_collage_are_told_apart(segmentor):
             truth[256:, :] = 1
         accuracy = (labels[0] == truth).float().mean().item()
         assert accuracy > 0.85, (axis, accuracy)
+
+
+def test_config_evaluates_the_baseline_with_the_runner(tmp_path):
+    """What `tools/test.py configs/ov_seg/training-free_... none` does, on a fake ADE20K."""
+    import os
+    from _mmlab_fake_data import write_ade20k_like
+    from vitamin_dense.engine.config import build_runner, load_config
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = os.path.join(root, 'configs', 'ov_seg', 'training-free_vitamin-l336_ade20k-150.py')
+    data = write_ade20k_like(str(tmp_path / 'ade'), num_images=2, size=(64, 80))
+    cfg = load_config(config, {'model.model_name': 'ViTamin-Tiny', 'model.weights': None,
+                               'model.templates': 'single', 'model.stride': 32,
+                               'model.text_disk_cache': False})
+    cfg.test_dataloader.dataset.data_root = data['root']
+    cfg.test_dataloader.num_workers = 0
+    cfg.test_dataloader.persistent_workers = False
+    cfg.test_dataloader.dataset.pipeline[1].scale = (80, 64)
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = build_runner(cfg)
+    metrics = runner.test()     # IoUMetric checks prediction and ground-truth shapes agree
+    assert 0.0 <= metrics['sem_seg/mIoU'] <= 100.0
+    assert 'sem_seg/mIoU_unseen' in metrics
+    model = runner.model
+    assert isinstance(model, TrainingFreeSegmentor) and len(model.class_names) == 150
+    batch = next(iter(runner.test_dataloader))
+    sample = model.test_step(batch)[0]
+    assert sample.pred_sem_seg.data.shape[-2:] == sample.gt_sem_seg.data.shape[-2:] == (64, 80)
