@@ -32,8 +32,11 @@ def _window_batch(backbone, n=2, seed=1):
 def test_trunk_features_equal_timm_forward(backbones, name):
     """s4 / s8 equal timm's MBConv stage outputs; s16 equals timm's forward_features."""
     backbone = backbones[name]
-    ref = timm.create_model(TIMM_NAMES[name], num_classes=0).eval()
-    ref.load_state_dict(backbone.trunk.state_dict(), strict=True)
+    with torch.device('meta'):  # skip random init: every tensor is replaced below
+        ref = timm.create_model(TIMM_NAMES[name], num_classes=0)
+    ref.load_state_dict(backbone.trunk.state_dict(), strict=True, assign=True)
+    ref.eval()
+    assert not any(t.is_meta for t in list(ref.parameters()) + list(ref.buffers()))
     captured = {}
     stages = ref.patch_embed.backbone.stages
     stages[0].register_forward_hook(lambda m, i, o: captured.__setitem__('s4', o))

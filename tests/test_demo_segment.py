@@ -49,10 +49,7 @@ def runs(tmp_path_factory):
         'sample': [*TINY, '--vocab', 'cat,grass,sky', '--out', str(tmp / 'sample.png')],
         'folder': [str(tmp / 'inputs'), *TINY, '--vocab', 'kitten, cat; dog', '--out',
                    str(tmp / 'folder_out'), '--save-labels'],
-        'missing': [str(tmp / 'nope.jpg'), *TINY, '--vocab', 'cat,dog'],
         'corrupt': [str(corrupt), *TINY, '--vocab', 'cat,dog'],
-        'empty_vocab': [*TINY, '--vocab', ' '],
-        'duplicate_vocab': [*TINY, '--vocab', 'cat, dog, Cat'],
         'offline_weights': ['--vocab', 'cat,dog'],
     }
     procs = {name: subprocess.Popen([sys.executable, DEMO, *args], stdout=subprocess.PIPE,
@@ -102,23 +99,45 @@ def test_folder_of_awkward_images(runs):
 
 
 @pytest.mark.parametrize('name,message', [
-    ('missing', 'error: image not found: '),
     ('corrupt', 'error: cannot decode JPEG image '),
-    ('empty_vocab', 'error: the vocabulary is empty'),
-    ('duplicate_vocab', "error: 'Cat' appears in classes 1 and 3 of the vocabulary"),
     ('offline_weights', "error: could not get pretrained weights 'datacomp1b' for ViTamin-L-336"),
 ])
 def test_bad_input_gives_one_line(runs, name, message):
     _, _, results = runs
     code, out, err = results[name]
-    assert code == 2
+    assert code == 2 and out == ''
     lines = [line for line in err.splitlines() if line.strip()]
-    if name in ('missing', 'empty_vocab', 'duplicate_vocab', 'offline_weights'):
+    if name == 'offline_weights':
         assert len(lines) == 1, err                          # fails before any model loads
+        assert '--weights' in lines[-1]
     assert lines[-1].startswith(message), err
     assert not any('Traceback' in line or 'Warning' in line for line in lines), err
-    if name == 'offline_weights':
-        assert '--weights' in lines[-1]
+
+
+@pytest.mark.parametrize('args,message', [
+    (['nope.jpg', '--vocab', 'cat,dog'], 'error: image not found: nope.jpg'),
+    (['--vocab', ' '], 'error: the vocabulary is empty'),
+    (['--vocab', 'cat, dog, Cat'], "error: 'Cat' appears in classes 1 and 3 of the vocabulary"),
+    (['--vocab', 'cat;;dog,cat'], "error: 'cat' appears in classes 1 and 2"),
+    ([], 'error: the following arguments are required: --vocab'),
+    (['--vocab', 'a,b', '--stride', '40', *TINY], 'error: window stride 40 is not a positive'),
+])
+def test_input_errors_fail_fast_in_one_line(args, message, monkeypatch, capfd, tmp_path):
+    """Same entry point as the command line (run_cli(main)), in-process to save start-up time."""
+    from vitamin_dense.utils.cli import run_cli
+    demo = _load_demo()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['segment.py', *args])
+    with pytest.raises(SystemExit) as info:
+        run_cli(demo.main)
+    assert info.value.code == 2
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith(message), err
+    assert not any('Traceback' in line for line in lines)
+    if '--stride' not in args:
+        assert len(lines) == 1, err
+    assert not (tmp_path / 'outputs').exists()
 
 
 def _load_demo():
