@@ -184,9 +184,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     segmenter = Segmenter(args.model, weights=weights, device=args.device, stride=args.stride,
                           templates=templates, threshold=args.threshold,
                           max_side=args.max_side or None, progress=True)
-    model = segmenter.predictor.model.backbone
-    _info(f'{args.model} ({model.weights}) on {segmenter.device}: window {model.window_size}, '
-          f'stride {segmenter.predictor.stride}; {len(vocab)} classes, {len(images)} image'
+    describe = getattr(segmenter.predictor, 'describe', None)
+    what = describe() if callable(describe) else getattr(segmenter.predictor, 'name', 'model')
+    _info(f'{what} on {segmenter.device}; {len(vocab)} classes, {len(images)} image'
           f'{"s" if len(images) > 1 else ""}')
     if args.random_init:
         _info('random weights: the masks are meaningless (smoke test)')
@@ -205,7 +205,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result = segmenter(image, vocab)
             result.save_overlay(out, alpha=args.alpha)
             if args.save_labels:
-                result.save_labels(osp.splitext(out)[0].replace('_segment', '') + '_labels.png')
+                result.save_labels(osp.splitext(out)[0].removesuffix('_segment') + '_labels.png')
         except VitaminDenseError as exc:
             if not many:
                 raise
