@@ -1,1 +1,14 @@
 """MMEngine models (segmentors, detectors), losses and matching; training-free baseline."""
+from .criterion import MaskFormerCriterion
+from .data_preprocessor import SegDataPreprocessor
+from .fcclip_segmentor import FCCLIPSegmentor, segment_targets
+from .postprocess import (INSTANCE_OFFSET, instance_inference, panoptic_inference,
+                          semantic_inference)
+from .seg_vocabulary import SegVocabulary, seen_flags
+from .vocabulary_hook import VocabularyHook
+
+__all__ = [
+    'MaskFormerCriterion', 'SegDataPreprocessor', 'FCCLIPSegmentor', 'segment_targets',
+    'INSTANCE_OFFSET', 'instance_inference', 'panoptic_inference', 'semantic_inference',
+    'SegVocabulary', 'seen_flags', 'VocabularyHook',
+]
