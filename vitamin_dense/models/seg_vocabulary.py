@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..errors import VocabularyError
+from ..text.splits import seen_mask
 from ..text.vocabulary import VocabSpec, Vocabulary, normalize_name, parse_vocabulary
 
 
@@ -121,12 +122,6 @@ def seen_flags(test: SegVocabulary, train: Optional[SegVocabulary]) -> Tensor:
     """
     if train is None:
         return torch.zeros(len(test), dtype=torch.bool)
-    try:
-        from ..text.splits import seen_mask
-    except ImportError:  # INTERIM until segdata's splits module lands on main
-        train_names = {normalize_name(n) for c in train.classes for n in c}
-        return torch.tensor([any(normalize_name(n) in train_names for n in c)
-                             for c in test.classes], dtype=torch.bool)
     return torch.as_tensor(seen_mask(test.classes, train.classes), dtype=torch.bool)
 
 
