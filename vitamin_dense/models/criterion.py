@@ -35,6 +35,15 @@ def _mmdet_cfg(cfg: dict) -> dict:
     return cfg
 
 
+def _build_mmdet(registry: str, cfg: dict):
+    """Build from mmdet's registry with mmdet as the default scope (nested configs,
+    such as an assigner's match costs, are then looked up in mmdet too)."""
+    import mmdet.registry
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return getattr(mmdet.registry, registry).build(cfg)
+
+
 DEFAULT_ASSIGNER = dict(
     type='mmdet.HungarianAssigner',
     match_costs=[
@@ -68,18 +77,16 @@ class MaskFormerCriterion(nn.Module):
                  assigner: Optional[dict] = None,
                  deep_supervision: bool = True):
         super().__init__()
-        from mmdet.registry import MODELS as MMDET_MODELS
-        from mmdet.registry import TASK_UTILS
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
         self.class_weight = class_weight
         self.void_weight = void_weight
         self.deep_supervision = deep_supervision
-        self.assigner = TASK_UTILS.build(_mmdet_cfg(assigner or DEFAULT_ASSIGNER))
-        self.loss_mask = MMDET_MODELS.build(dict(type='CrossEntropyLoss', use_sigmoid=True,
-                                                 reduction='mean', loss_weight=mask_weight))
-        self.loss_dice = MMDET_MODELS.build(dict(
+        self.assigner = _build_mmdet('TASK_UTILS', _mmdet_cfg(assigner or DEFAULT_ASSIGNER))
+        self.loss_mask = _build_mmdet('MODELS', dict(type='CrossEntropyLoss', use_sigmoid=True,
+                                                     reduction='mean', loss_weight=mask_weight))
+        self.loss_dice = _build_mmdet('MODELS', dict(
             type='DiceLoss', use_sigmoid=True, activate=True, reduction='mean', naive_dice=True,
             eps=1.0, loss_weight=dice_weight))
         self._loss_cls: Dict[int, nn.Module] = {}
@@ -87,8 +94,7 @@ class MaskFormerCriterion(nn.Module):
     def _class_loss_for(self, num_classes: int) -> nn.Module:
         """mmdet CrossEntropyLoss with per-class weights [1] * K + [void_weight] (cached per K)."""
         if num_classes not in self._loss_cls:
-            from mmdet.registry import MODELS as MMDET_MODELS
-            self._loss_cls[num_classes] = MMDET_MODELS.build(dict(
+            self._loss_cls[num_classes] = _build_mmdet('MODELS', dict(
                 type='CrossEntropyLoss', use_sigmoid=False, reduction='mean',
                 loss_weight=self.class_weight,
                 class_weight=[1.0] * num_classes + [self.void_weight]))

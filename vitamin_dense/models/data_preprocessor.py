@@ -36,6 +36,9 @@ class SegDataPreprocessor(ImgDataPreprocessor):
         bgr_to_rgb: images come BGR (mmcv's loaders) and ViTamin wants RGB.
         mask_pad_value / seg_pad_value: padding of instance masks and of
             semantic maps (255: ignored by losses and metrics).
+        batch_pad_size: in training, pad every batch to at least this
+            ``(h, w)`` (Mask2Former's ``BatchFixedSizePad`` for large-scale
+            jitter crops); None pads to the largest image of the batch.
     """
 
     def __init__(self,
@@ -46,15 +49,22 @@ class SegDataPreprocessor(ImgDataPreprocessor):
                  bgr_to_rgb: bool = True,
                  mask_pad_value: int = 0,
                  seg_pad_value: int = 255,
+                 batch_pad_size: Optional[Sequence[int]] = None,
                  non_blocking: bool = False):
         super().__init__(mean=mean, std=std, pad_size_divisor=pad_size_divisor,
                          pad_value=pad_value, bgr_to_rgb=bgr_to_rgb, non_blocking=non_blocking)
         self.mask_pad_value = mask_pad_value
         self.seg_pad_value = seg_pad_value
+        self.batch_pad_size = tuple(int(s) for s in batch_pad_size) if batch_pad_size else None
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = super().forward(data, training)
         inputs, samples = data['inputs'], data.get('data_samples')
+        if training and self.batch_pad_size is not None:
+            h, w = inputs.shape[-2:]
+            th, tw = max(h, self.batch_pad_size[0]), max(w, self.batch_pad_size[1])
+            if (th, tw) != (h, w):
+                inputs = F.pad(inputs, (0, tw - w, 0, th - h), value=self.pad_value)
         if samples is not None:
             shape = tuple(int(s) for s in inputs.shape[-2:])
             for sample in samples:

@@ -95,6 +95,11 @@ class FCCLIPSegmentor(BaseModel):
         thing_classes: names of thing classes for fixed vocabularies.
         ensemble: ``alpha`` (seen), ``beta`` (unseen), ``use_in_vocab``,
             ``use_out_vocab``, ``valid_masks_only`` (see :func:`geometric_ensemble`).
+        center_text_embeddings: for the in-vocabulary classifier, subtract the
+            vocabulary's mean class embedding and renormalise. Only for randomly
+            initialised text towers (the offline tiny config), whose class
+            embeddings are nearly parallel (cosine ~0.97); pretrained CLIP
+            embeddings are used as they are (FC-CLIP).
         test_cfg: see ``DEFAULT_TEST_CFG``.
         data_preprocessor: :class:`SegDataPreprocessor` config.
     """
@@ -108,6 +113,7 @@ class FCCLIPSegmentor(BaseModel):
                  test_vocabulary: Optional[VocabSpec] = None,
                  thing_classes: Optional[Sequence[str]] = None,
                  ensemble: Optional[dict] = None,
+                 center_text_embeddings: bool = False,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg=None):
@@ -144,6 +150,7 @@ class FCCLIPSegmentor(BaseModel):
         if not (ens['use_in_vocab'] or ens['use_out_vocab']):
             raise ConfigError('ensemble: use_in_vocab and use_out_vocab cannot both be False')
         self.ensemble = ens
+        self.center_text_embeddings = center_text_embeddings
         cfg = dict(DEFAULT_TEST_CFG)
         unknown = set(test_cfg or {}) - set(cfg)
         if unknown:
@@ -204,6 +211,13 @@ class FCCLIPSegmentor(BaseModel):
             self._embedding_cache[mode] = cached
         return cached
 
+    def in_vocab_embeddings(self, mode: str) -> Tensor:
+        """Class embeddings the in-vocabulary classifier compares with (see ``center_text_embeddings``)."""
+        emb = self.class_embeddings(mode)
+        if self.center_text_embeddings and emb.shape[0] > 1:
+            emb = F.normalize(emb - emb.mean(0, keepdim=True), dim=-1)
+        return emb
+
     def seen_classes(self) -> Tensor:
         """``(K_test,)`` bool: test classes that are in the training vocabulary."""
         if self._seen_cache is None:
@@ -235,7 +249,7 @@ class FCCLIPSegmentor(BaseModel):
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         vocab = self._require('train')
         feats = self.extract_feat(inputs)
-        out = self.head(feats, self.class_embeddings('train'), all_steps=True)
+        out = self.head(feats, self.in_vocab_embeddings('train'), all_steps=True)
         targets = [segment_targets(s, vocab, inputs.shape[-2:]) for s in data_samples]
         return self.criterion(out['pred_logits'], out['pred_masks'], targets)
 
@@ -245,7 +259,7 @@ class FCCLIPSegmentor(BaseModel):
         stride = self.test_cfg['stride'] if not self.training else None
         feats = self.extract_feat(inputs, stride=stride)
         embeddings = self.class_embeddings('test')
-        out = self.head(feats, embeddings, all_steps=False)
+        out = self.head(feats, self.in_vocab_embeddings('test'), all_steps=False)
         masks = out['pred_masks'][-1]
         in_logits = out['pred_logits'][-1]
         ens = self.ensemble
