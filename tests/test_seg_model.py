@@ -27,6 +27,12 @@ NUM_THINGS, NUM_STUFF = 3, 2
 K = NUM_THINGS + NUM_STUFF
 
 
+@pytest.fixture(scope='module')
+def shared_model():
+    """One tiny segmentor for the tests that only read it (building one costs ~1 s)."""
+    return tiny_segmentor()
+
+
 def tiny_segmentor(**kwargs):
     cfg = dict(
         backbone=dict(type='ViTaminBackbone', model_name='ViTamin-Tiny', weights=None),
@@ -279,14 +285,18 @@ def test_model_modes_and_output_contracts():
     assert set(inst.labels.tolist()) <= {0, 1, 2, 5}  # things only
 
 
-def test_branch_switches_change_predictions():
-    model = tiny_segmentor().eval()
+def test_branch_switches_change_predictions(shared_model):
+    model = shared_model.eval()
     data = _batch(model, n=1, with_gt=False)
     both = model(**data, mode='tensor')['class_probs']
-    model.ensemble['use_out_vocab'] = False
-    in_only = model(**data, mode='tensor')['class_probs']
-    model.ensemble.update(use_out_vocab=True, use_in_vocab=False)
-    out_only = model(**data, mode='tensor')['class_probs']
+    saved = dict(model.ensemble)
+    try:
+        model.ensemble['use_out_vocab'] = False
+        in_only = model(**data, mode='tensor')['class_probs']
+        model.ensemble.update(use_out_vocab=True, use_in_vocab=False)
+        out_only = model(**data, mode='tensor')['class_probs']
+    finally:
+        model.ensemble.update(saved)
     assert not torch.allclose(both, in_only) and not torch.allclose(both, out_only)
     with pytest.raises(ConfigError, match='both be False'):
         tiny_segmentor(ensemble=dict(use_in_vocab=False, use_out_vocab=False))
@@ -296,7 +306,7 @@ def test_branch_switches_change_predictions():
         tiny_segmentor(test_cfg=dict(stirde=16))
 
 
-def test_vocabulary_errors_and_state_dict_roundtrip():
+def test_vocabulary_errors_and_state_dict_roundtrip(shared_model):
     model = tiny_segmentor(train_vocabulary=None, thing_classes=None)
     data = _batch(model, n=1, with_gt=False)
     with pytest.raises(VocabularyError, match='no test vocabulary'):
@@ -305,7 +315,7 @@ def test_vocabulary_errors_and_state_dict_roundtrip():
         model.set_vocabulary('', 'test')
     with pytest.raises(VocabularyError, match="no 'classes'"):
         SegVocabulary.from_metainfo({}, where='the training data set')
-    trained = tiny_segmentor()
+    trained = shared_model
     state = trained.state_dict()
     assert 'vocabularies._extra_state' in state
     model.load_state_dict(state)
@@ -317,9 +327,9 @@ def test_vocabulary_errors_and_state_dict_roundtrip():
     torch.save({'state_dict': state}, buf)
     buf.seek(0)
     loaded = torch.load(buf, weights_only=True)['state_dict']
-    fresh = tiny_segmentor(train_vocabulary=None)
-    fresh.load_state_dict(loaded)
-    assert fresh.train_vocabulary == trained.train_vocabulary
+    model.set_vocabulary('a,b', 'train')
+    model.load_state_dict(loaded)
+    assert model.train_vocabulary == trained.train_vocabulary
 
 
 def test_vocabulary_from_metainfo_with_synonyms():

@@ -21,11 +21,13 @@ CONFIG = os.path.join(ROOT, 'configs', 'ov_seg', 'vitamin_tiny_synthetic.py')
 
 
 def _options(data_root: str, max_iters: int) -> list:
-    gen = "dict(num_images=8,image_size=64,seed=3)"
     return [
         '--cfg-options',
         f'train_dataloader.dataset.data_root={data_root}',
-        f'train_dataloader.dataset.generator={gen}',
+        'train_dataloader.dataset.generator.num_images=8',
+        'train_dataloader.dataset.generator.image_size=64',
+        'train_dataloader.dataset.pipeline.3.scale=(64,64)',
+        'train_dataloader.dataset.pipeline.4.crop_size=(64,64)',
         'train_dataloader.batch_size=2',
         f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={10 ** 6}',
         f'param_scheduler.end={max_iters}',

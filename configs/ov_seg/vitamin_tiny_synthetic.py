@@ -35,7 +35,7 @@ train_dataloader = dict(batch_size=4)
 max_iters = 600
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),
     clip_grad=dict(max_norm=1.0, norm_type=2),
     constructor='ViTaminLayerDecayOptimizerConstructor',
     paramwise_cfg=dict(decay_rate=0.9, custom_keys={

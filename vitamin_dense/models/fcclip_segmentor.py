@@ -48,7 +48,7 @@ DEFAULT_TEST_CFG = dict(
     semantic_on=True,       # pred_sem_seg (argmax over classes) [+ seg_logits]
     panoptic_on=True,       # pred_panoptic_seg (mmdet: label + id * INSTANCE_OFFSET)
     instance_on=True,       # pred_instances (masks, labels, scores, bboxes)
-    object_mask_thr=0.8,    # panoptic: minimum class score of a kept query
+    object_mask_thr=0.0,    # panoptic: minimum class score of a kept query (FC-CLIP's eval)
     overlap_thr=0.8,        # panoptic: minimum visible fraction of a query's mask
     max_per_image=100,      # instance: best (query, class) pairs kept
     stride=None,            # sliding-window stride at test time (None: backbone.test_stride)
@@ -122,6 +122,19 @@ class FCCLIPSegmentor(BaseModel):
         if isinstance(data_preprocessor, dict):  # our scope, whatever the default scope
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # options first: a typo fails before any weights load
+        ens = dict(DEFAULT_ENSEMBLE)
+        unknown = set(ensemble or {}) - set(ens)
+        if unknown:
+            raise ConfigError(f'unknown ensemble option(s) {sorted(unknown)}; known: {sorted(ens)}')
+        ens.update(ensemble or {})
+        if not (ens['use_in_vocab'] or ens['use_out_vocab']):
+            raise ConfigError('ensemble: use_in_vocab and use_out_vocab cannot both be False')
+        cfg = dict(DEFAULT_TEST_CFG)
+        unknown = set(test_cfg or {}) - set(cfg)
+        if unknown:
+            raise ConfigError(f'unknown test_cfg option(s) {sorted(unknown)}; known: {sorted(cfg)}')
+        cfg.update(test_cfg or {})
         backbone = copy.deepcopy(dict(backbone))
         self.backbone = MODELS.build(backbone)
         text_cfg = dict(type='TextClassifier')
@@ -142,20 +155,8 @@ class FCCLIPSegmentor(BaseModel):
         self.head = MODELS.build(head_cfg)
         self.criterion_cfg = criterion if criterion is not None else dict(type='MaskFormerCriterion')
         self._criterion: Optional[nn.Module] = None
-        ens = dict(DEFAULT_ENSEMBLE)
-        unknown = set(ensemble or {}) - set(ens)
-        if unknown:
-            raise ConfigError(f'unknown ensemble option(s) {sorted(unknown)}; known: {sorted(ens)}')
-        ens.update(ensemble or {})
-        if not (ens['use_in_vocab'] or ens['use_out_vocab']):
-            raise ConfigError('ensemble: use_in_vocab and use_out_vocab cannot both be False')
         self.ensemble = ens
         self.center_text_embeddings = center_text_embeddings
-        cfg = dict(DEFAULT_TEST_CFG)
-        unknown = set(test_cfg or {}) - set(cfg)
-        if unknown:
-            raise ConfigError(f'unknown test_cfg option(s) {sorted(unknown)}; known: {sorted(cfg)}')
-        cfg.update(test_cfg or {})
         self.test_cfg = cfg
         self.vocabularies = _VocabularyState()
         self._test_vocab: Optional[SegVocabulary] = None
