@@ -28,6 +28,10 @@ def _options(data_root: str, max_iters: int) -> list:
         'train_dataloader.dataset.generator.image_size=64',
         'train_dataloader.dataset.pipeline.3.scale=(64,64)',
         'train_dataloader.dataset.pipeline.4.crop_size=(64,64)',
+        # the validation loop is built (not run): keep its data out of the working directory
+        f'val_dataloader.dataset.data_root={data_root}',
+        'val_dataloader.dataset.generator.num_images=2',
+        'val_dataloader.dataset.generator.image_size=64',
         'train_dataloader.batch_size=2',
         f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={10 ** 6}',
         f'param_scheduler.end={max_iters}',

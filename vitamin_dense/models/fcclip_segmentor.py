@@ -255,9 +255,10 @@ class FCCLIPSegmentor(BaseModel):
         return self.criterion(out['pred_logits'], out['pred_masks'], targets)
 
     # ----------------------------------------------------------------- inference
-    def _forward(self, inputs: Tensor) -> Dict[str, Tensor]:
+    def _forward(self, inputs: Tensor, stride: Optional[int] = None) -> Dict[str, Tensor]:
         """Class probabilities ``(B, Q, K + 1)`` (ensembled, void last) and mask logits."""
-        stride = self.test_cfg['stride'] if not self.training else None
+        if stride is None and not self.training:
+            stride = self.test_cfg['stride']
         feats = self.extract_feat(inputs, stride=stride)
         embeddings = self.class_embeddings('test')
         out = self.head(feats, self.in_vocab_embeddings('test'), all_steps=False)
@@ -288,10 +289,22 @@ class FCCLIPSegmentor(BaseModel):
                             for _ in range(inputs.shape[0])]
         with torch.no_grad():
             out = self._forward(inputs)
+        return self.postprocess(out, tuple(inputs.shape[-2:]), data_samples, rescale)
+
+    def postprocess(self, out: Dict[str, Tensor], padded_size, data_samples: list,
+                    rescale: bool = True, **test_cfg) -> list:
+        """Turn ``_forward``'s class probabilities and mask logits into data-sample outputs.
+
+        ``test_cfg`` overrides entries of :attr:`test_cfg` for this call.
+        """
         vocab = self._require('test')
-        is_thing = vocab.thing_tensor(inputs.device)
-        cfg = self.test_cfg
-        padded = tuple(inputs.shape[-2:])
+        device = out['class_probs'].device
+        is_thing = vocab.thing_tensor(device)
+        unknown = set(test_cfg) - set(self.test_cfg)
+        if unknown:
+            raise ConfigError(f'unknown test_cfg option(s) {sorted(unknown)}')
+        cfg = dict(self.test_cfg, **test_cfg)
+        padded = tuple(int(s) for s in padded_size)
         for probs, masks, sample in zip(out['class_probs'], out['mask_logits'], data_samples):
             img_shape = tuple(sample.metainfo.get('img_shape', padded))[:2]
             out_size = tuple(sample.metainfo.get('ori_shape', img_shape))[:2] if rescale \
