@@ -340,3 +340,23 @@ def test_vocabulary_from_metainfo_with_synonyms():
     assert vocab.is_thing == (True, False)
     with pytest.raises(VocabularyError, match="'synonyms' entries"):
         SegVocabulary.from_metainfo(dict(classes=('a', 'b'), synonyms=(('a',),)))
+
+
+def test_fine_tuning_last_blocks_gets_layer_decayed_lr():
+    """frozen=False + trainable_blocks=1: only the last ViT block trains, at a decayed lr."""
+    from vitamin_dense.engine.layer_decay import ViTaminLayerDecayOptimizerConstructor
+    model = tiny_segmentor(backbone=dict(type='ViTaminBackbone', model_name='ViTamin-Tiny',
+                                         weights=None, frozen=False, trainable_blocks=1))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(n.startswith('backbone.visual.trunk.blocks.1.') for n in trainable)
+    assert not any(n.startswith('backbone.visual.trunk.blocks.0.') for n in trainable)
+    assert not any('fc_norm' in n or 'visual.head' in n for n in trainable)  # CLIP head frozen
+    assert not any(n.startswith('text_encoder.') for n in trainable)
+    wrapper = ViTaminLayerDecayOptimizerConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05)),
+        dict(decay_rate=0.5))(model)
+    lr_of = {n: g['lr'] for g in wrapper.optimizer.param_groups for n in g['param_names']}
+    assert set(lr_of) == trainable
+    head_lr = lr_of['head.logit_scale']
+    block_lr = lr_of['backbone.visual.trunk.blocks.1.attn.qkv.weight']
+    assert head_lr == 1e-4 and block_lr < head_lr
