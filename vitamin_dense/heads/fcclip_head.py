@@ -14,6 +14,19 @@
 * :func:`geometric_ensemble`: ``p_in^(1-a) * p_out^a`` for classes seen in
   training, ``p_in^(1-b) * p_out^b`` for unseen ones, renormalised and
   multiplied by ``1 - p_void`` (the in-vocabulary void probability).
+
+Differences from mmdet's ``Mask2FormerHead`` (whose pixel decoder and
+transformer decoder ours reproduce exactly, see ``tests/test_seg_heads.py``):
+
+* classification: mmdet's ``cls_embed`` is a linear layer over a fixed class
+  list; FC-CLIP's is the open-vocabulary classifier above (mask-pooled pixel
+  features + query -> MLP -> cosine with text, temperature, void embedding);
+* layer count: FC-CLIP's ``DEC_LAYERS=10`` counts the prediction on the
+  initial queries, i.e. 9 decoder layers (``num_decoder_layers=9`` here,
+  ``num_layers=9`` in mmdet), 10 supervised predictions;
+* ``valid_masks_only`` (default on): a query whose mask covers no token
+  uses the in-vocabulary branch alone (FC-CLIP's ``ENSEMBLE_ON_VALID_MASK``,
+  off in its ConvNeXt configs), since pooling an empty mask gives ``proj(fc_norm(0))``.
 """
 from __future__ import annotations
 

@@ -14,6 +14,11 @@ set of random points; then
 
 mmdet and mmcv are imported when the criterion is built (training only), so
 the model itself imports and predicts without them.
+
+Difference from mmdet's ``Mask2FormerHead.loss_by_feat`` (otherwise equal,
+``tests/test_seg_model.py``): an image without any ground-truth segment
+counts 0 masks here (Mask2Former / FC-CLIP: the mask losses are averaged
+over the true number of masks) and 1 in mmdet (``max(1, #pos)`` per image).
 """
 from __future__ import annotations
 

@@ -18,7 +18,12 @@ queries so that 250 queries at 1344 px never sit in memory at full size.
   mask, boxes from the masks.
 
 ``tests/test_seg_model.py`` checks these against mmdet's
-``MaskFormerFusionHead`` on the same inputs.
+``MaskFormerFusionHead`` on the same inputs (with ``filter_low_score=True``,
+FC-CLIP's behaviour). One difference: like FC-CLIP, a query whose pixels all
+fall below 0.5 after the overlap test gets no segment id, where mmdet still
+consumes an instance id (same pixels, ids may be numbered differently).
+FC-CLIP evaluates with ``object_mask_thr=0`` (mmdet's default 0.8): all
+non-void queries compete.
 """
 from __future__ import annotations
 
