@@ -170,6 +170,15 @@ class FCCLIPPredictor:
         self.outputs = dict(semantic_on=False, panoptic_on=task == 'panoptic',
                             instance_on=task == 'instance')
 
+    def describe(self) -> str:
+        """One line for logs: model, window, stride, task, training vocabulary size."""
+        bb = self.model.backbone
+        train = self.model.train_vocabulary
+        return (f'FC-CLIP on {bb.model_name} (trained head, {self.task}): window '
+                f'{bb.window_size}, stride {self.stride or bb.test_stride}, '
+                f'{self.model.head.num_queries} queries, trained on '
+                f'{len(train) if train is not None else "?"} classes')
+
     def _vocabulary(self, vocabulary: Vocabulary):
         """Test vocabulary with thing / stuff kinds borrowed from matching training classes."""
         from ..models.seg_vocabulary import SegVocabulary
