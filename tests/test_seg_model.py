@@ -318,8 +318,13 @@ def test_vocabulary_errors_and_state_dict_roundtrip(shared_model):
     trained = shared_model
     state = trained.state_dict()
     assert 'vocabularies._extra_state' in state
+    model.set_vocabulary('circle,star', 'test')
+    assert model.seen_classes().tolist() == [False, False]  # no training vocabulary yet
+    before = model.class_embeddings('test')
     model.load_state_dict(state)
     assert model.train_vocabulary.names == ['circle', 'square', 'triangle', 'sky', 'grass']
+    assert model.seen_classes().tolist() == [True, False]  # caches follow the checkpoint
+    assert model.class_embeddings('test') is before  # the test vocabulary did not change
     assert model.train_vocabulary.is_thing == (True, True, True, False, False)
     # the training vocabulary survives the weights-only checkpoint format
     import io

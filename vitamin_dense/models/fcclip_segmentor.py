@@ -166,8 +166,8 @@ class FCCLIPSegmentor(BaseModel):
             self.set_vocabulary(train_vocabulary, 'train', thing_classes)
         if test_vocabulary is not None:
             self.set_vocabulary(test_vocabulary, 'test', thing_classes)
-        self._embedding_cache: Dict[str, Tensor] = {}
-        self._seen_cache: Optional[Tensor] = None
+        self._embedding_cache: Dict[str, tuple] = {}
+        self._seen_cache: Optional[tuple] = None
 
     # ------------------------------------------------------------- vocabulary
     @property
@@ -190,8 +190,6 @@ class FCCLIPSegmentor(BaseModel):
             self.vocabularies.vocab = vocab
         else:
             self._test_vocab = vocab
-        self._embedding_cache = {}
-        self._seen_cache = None
         return vocab
 
     def _require(self, mode: str) -> SegVocabulary:
@@ -206,11 +204,11 @@ class FCCLIPSegmentor(BaseModel):
     def class_embeddings(self, mode: str) -> Tensor:
         """``(K, E)`` normalised text embeddings of the train / test vocabulary (cached)."""
         vocab = self._require(mode)
-        cached = self._embedding_cache.get(mode)
-        if cached is None or cached.device != self.text_encoder.device:
-            cached = self.text_encoder.encode(vocab.vocab).detach()
-            self._embedding_cache[mode] = cached
-        return cached
+        entry = self._embedding_cache.get(mode)  # (vocabulary, embeddings)
+        if entry is None or entry[0] is not vocab or entry[1].device != self.text_encoder.device:
+            entry = (vocab, self.text_encoder.encode(vocab.vocab).detach())
+            self._embedding_cache[mode] = entry
+        return entry[1]
 
     def in_vocab_embeddings(self, mode: str) -> Tensor:
         """Class embeddings the in-vocabulary classifier compares with (see ``center_text_embeddings``)."""
@@ -221,9 +219,11 @@ class FCCLIPSegmentor(BaseModel):
 
     def seen_classes(self) -> Tensor:
         """``(K_test,)`` bool: test classes that are in the training vocabulary."""
-        if self._seen_cache is None:
-            self._seen_cache = seen_flags(self._require('test'), self.train_vocabulary)
-        return self._seen_cache
+        key = (self._require('test'), self.train_vocabulary)
+        if self._seen_cache is None or self._seen_cache[0][0] is not key[0] or \
+                self._seen_cache[0][1] is not key[1]:  # vocabularies changed (or a checkpoint)
+            self._seen_cache = (key, seen_flags(*key))
+        return self._seen_cache[1]
 
     # ------------------------------------------------------------------ parts
     @property
