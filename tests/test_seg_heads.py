@@ -254,7 +254,7 @@ def test_head_inference_classifies_last_step_only_and_gradients_flow():
     feats = _feats(1)
     emb = F.normalize(torch.randn(4, 32), dim=-1)
     out = head(feats, emb, all_steps=False)
-    assert len(out['pred_logits']) == 1 and len(out['pred_masks']) == 3
+    assert len(out['pred_logits']) == 1 and len(out['pred_masks']) == 1
     out = head(feats, emb)
     loss = sum(x.logsumexp(-1).mean() for x in out['pred_logits']) + \
         sum(m.sigmoid().mean() for m in out['pred_masks'])

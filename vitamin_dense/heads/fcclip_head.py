@@ -212,12 +212,13 @@ class FCCLIPHead(BaseModule):
         Returns:
             ``pred_logits``: list of ``(B, Q, K + 1)`` in-vocabulary logits
             (one per classified step, last = final); ``pred_masks``: list of
-            ``(B, Q, H/4, W/4)`` mask logits (every step); ``mask_features``.
+            ``(B, Q, H/4, W/4)`` mask logits (every step, or the last one
+            without ``all_steps``); ``mask_features``.
         """
         if isinstance(feats, dict):
             feats = [feats[f's{s}'] for s in self.pixel_decoder.strides]
         mask_features, multi_scale = self.pixel_decoder(feats)
-        steps = self.transformer_decoder(multi_scale, mask_features)
+        steps = self.transformer_decoder(multi_scale, mask_features, keep_all=all_steps)
         classifier = self.text_classifier(class_embeddings)
         classified = steps if all_steps else steps[-1:]
         logits = [self.in_vocab_logits(s, mask_features, classifier) for s in classified]

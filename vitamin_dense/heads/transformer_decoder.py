@@ -169,15 +169,20 @@ class MaskedAttentionDecoder(BaseModule):
             attn_mask = blocked.repeat_interleave(self.num_heads, dim=0)
         return DecoderStep(normed, masks), attn_mask
 
-    def forward(self, feats: Sequence[Tensor], mask_features: Tensor) -> List[DecoderStep]:
+    def forward(self, feats: Sequence[Tensor], mask_features: Tensor,
+                keep_all: bool = True) -> List[DecoderStep]:
         """
         Args:
             feats: ``num_feature_levels`` maps, coarsest first (the pixel
                 decoder's encoder outputs), ``(B, in_channels, H_l, W_l)``.
             mask_features: ``(B, mask_channels, H, W)``.
+            keep_all: return every step (deep supervision); False keeps only
+                the last one, so inference holds one set of full-size mask
+                logits at a time (250 queries at 1344 px: 113 MB each).
 
         Returns:
-            ``num_layers + 1`` :class:`DecoderStep` (initial queries first).
+            ``num_layers + 1`` :class:`DecoderStep` (initial queries first),
+            or the last one only.
         """
         if len(feats) != self.num_feature_levels:
             raise ValueError(f'decoder expects {self.num_feature_levels} levels, got {len(feats)}')
@@ -200,7 +205,7 @@ class MaskedAttentionDecoder(BaseModule):
                           attn_mask)
             step, attn_mask = self.predict_masks(
                 query, mask_features, sizes[(i + 1) % self.num_feature_levels])
-            steps.append(step)
+            steps = steps + [step] if keep_all else [step]
         return steps
 
 
