@@ -1,5 +1,6 @@
 """MMEngine models (segmentors, detectors), losses and matching; training-free baseline."""
 from . import necks  # noqa: F401,E402
+from . import fvit  # noqa: F401,E402
 from .criterion import MaskFormerCriterion
 from .data_preprocessor import SegDataPreprocessor
 from .fcclip_segmentor import FCCLIPSegmentor, segment_targets
