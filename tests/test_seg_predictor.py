@@ -96,3 +96,45 @@ def test_predictor_errors(checkpoint, tmp_path):
         Segmenter(predictor='fcclip', config=CONFIG, checkpoint=str(other))
     with pytest.raises(ConfigError, match='unknown task'):
         Segmenter(predictor='fcclip', config=CONFIG, checkpoint=checkpoint, task='depth')
+
+
+def _demo():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('segment_demo',
+                                                  os.path.join(ROOT, 'demo', 'segment.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_uses_the_trained_head(checkpoint, tmp_path, capsys):
+    import cv2
+    image = tmp_path / 'coffee.png'
+    cv2.imwrite(str(image), skdata.coffee()[::4, ::4, ::-1])
+    out = tmp_path / 'pan.png'
+    demo = _demo()
+    code = demo.main([str(image), '--vocab', 'cup; table; sky', '--config', CONFIG,
+                      '--checkpoint', checkpoint, '--task', 'panoptic', '--out', str(out),
+                      '--device', 'cpu'])
+    assert code == 0 and out.is_file()
+    printed = capsys.readouterr().out
+    assert 'panoptic segments' in printed and 'cup' in printed
+
+
+def test_demo_flag_errors_are_one_line(checkpoint, capsys, monkeypatch):
+    import sys
+    from vitamin_dense.utils.cli import run_cli
+    demo = _demo()
+    for argv, expected in (
+            (['--vocab', 'a,b', '--task', 'instance'], 'needs a trained model'),
+            (['--vocab', 'a,b', '--config', CONFIG], 'go together'),
+            (['--vocab', 'a,b', '--config', CONFIG, '--checkpoint', checkpoint,
+              '--random-init'], 'do(es) not apply'),
+            (['--vocab', 'a,b', '--config', CONFIG, '--checkpoint', 'missing.pth'],
+             'checkpoint not found')):
+        monkeypatch.setattr(sys, 'argv', ['segment.py', *argv])
+        with pytest.raises(SystemExit) as exc:
+            run_cli(demo.main)
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2 and err.startswith('error:') and expected in err, err
+        assert len(err.splitlines()) == 1

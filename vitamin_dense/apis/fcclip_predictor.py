@@ -219,10 +219,12 @@ class FCCLIPPredictor:
                 region = (0.0, 0.0, h / ph, w / pw)
                 labels, counts = label_map(scores, image.size, region, threshold,
                                            are_logits=False)
+            from ..backbones import count_windows
+            stride = self.stride or model.backbone.test_stride
             meta = dict(image.meta, predictor=self.name, task=self.task,
-                        model=model.backbone.model_name,
-                        stride=self.stride or model.backbone.test_stride,
+                        model=model.backbone.model_name, stride=stride,
                         window=model.backbone.window_size, processed_size=[h, w],
+                        windows=count_windows(ph, pw, model.backbone.window_size, stride),
                         seconds=time.perf_counter() - start)
             result = MaskSegmentationResult(
                 labels=labels, class_names=list(vocabulary.names), scores=scores.float().cpu(),
