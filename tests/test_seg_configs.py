@@ -59,11 +59,13 @@ def _typed_dicts(node, path=()):
 def test_every_seg_config_loads_and_names_registered_types():
     import vitamin_dense  # noqa: F401  (registers everything)
     from mmengine.registry import DefaultScope
-    assert len(SEG_CONFIGS) >= 14
     DefaultScope.get_instance('test_seg_configs', scope_name='vitamin_dense')
+    checked = 0
     for path in SEG_CONFIGS:
         cfg = load_config(path)
-        assert cfg.model.type == 'FCCLIPSegmentor', path
+        if cfg.model.type != 'FCCLIPSegmentor':  # e.g. the training-free baseline's configs
+            continue
+        checked += 1
         assert any(h['type'] == 'VocabularyHook' for h in cfg.custom_hooks), path
         assert 'test_dataloader' in cfg and 'test_evaluator' in cfg, path
         for where, type_name in _typed_dicts(cfg.to_dict()):
@@ -79,6 +81,7 @@ def test_every_seg_config_loads_and_names_registered_types():
             if registry is None:
                 continue
             assert registry.get(type_name) is not None, f'{path}: {where} type {type_name!r}'
+    assert checked >= 14  # L, S, B, XL, tiny and nine zero-shot evaluations
 
 
 def test_published_recipe_values():
