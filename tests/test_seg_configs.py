@@ -4,6 +4,7 @@ typo ends as one line.
 """
 import glob
 import os
+import warnings
 
 import pytest
 
@@ -125,7 +126,9 @@ def test_tiny_config_typo_is_one_line(capsys, tmp_path, monkeypatch):
             (['model.hed.num_queries=4'], "no 'model.hed'")):
         monkeypatch.setattr(sys, 'argv', ['train.py', config, '--work-dir', str(tmp_path),
                                           '--cfg-options', *options])
-        with pytest.raises(SystemExit) as exc:
+        with pytest.raises(SystemExit) as exc, warnings.catch_warnings():
+            # repeated runners in one process and second warn about reused names
+            warnings.simplefilter('ignore')
             run_cli(tool.main)
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip()

@@ -19,7 +19,7 @@ from mmengine.config import ConfigDict
 
 from vitamin_dense.errors import ConfigError
 from vitamin_dense.heads import (FCCLIPHead, MaskedAttentionDecoder, MSDeformAttn,
-                                 MSDeformAttnPixelDecoder, geometric_ensemble,
+                                 DeformablePixelDecoder, geometric_ensemble,
                                  mmcv_kernel_available, ms_deform_attn, ms_deform_attn_pytorch)
 
 SHAPES = [(9, 13), (5, 7), (3, 4)]
@@ -149,7 +149,7 @@ def test_pixel_decoder_matches_mmdet():
                             out_channels=48, **{k: v for k, v in _mmdet_pixel_decoder_cfg().items()
                                                 if k != 'type'}).eval()
     _randomise(ref)
-    ours = MSDeformAttnPixelDecoder(IN_CHANNELS, feat_channels=64, out_channels=48, num_layers=2,
+    ours = DeformablePixelDecoder(IN_CHANNELS, feat_channels=64, out_channels=48, num_layers=2,
                                     num_heads=4, ffn_channels=128, num_groups=8, impl='pytorch').eval()
     ours.load_state_dict(_port_pixel_decoder(ref.state_dict()), strict=True)
     feats = _feats()
@@ -182,7 +182,11 @@ def _mmdet_head(num_queries=12, layers=4, feat=64, heads=4):
             init_cfg=None),
         loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0,
                       reduction='mean', class_weight=[1.0] * 5 + [0.1]))
-    return Mask2FormerHead(**cfg).eval()
+    # mmdet builds its sub-modules from the current default scope: make it mmdet's
+    # (another test may have left a runner's 'vitamin_dense' scope current)
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return Mask2FormerHead(**cfg).eval()
 
 
 def _port_head(state: dict) -> dict:
@@ -297,7 +301,7 @@ def test_decoder_config_errors_are_one_line():
     with pytest.raises(ConfigError, match='divisible'):
         MaskedAttentionDecoder(hidden_dim=30, num_heads=4)
     with pytest.raises(ConfigError, match='increasing'):
-        MSDeformAttnPixelDecoder([8, 8], strides=[8, 4], feat_channels=32, num_groups=8,
+        DeformablePixelDecoder([8, 8], strides=[8, 4], feat_channels=32, num_groups=8,
                                  num_encoder_levels=1, num_outs=1)
     with pytest.raises(ConfigError, match='num_groups'):
-        MSDeformAttnPixelDecoder(IN_CHANNELS, feat_channels=40, num_groups=32)
+        DeformablePixelDecoder(IN_CHANNELS, feat_channels=40, num_groups=32)

@@ -51,8 +51,14 @@ def tiny_segmentor(**kwargs):
 def _mmdet_head_for_loss(num_points):
     from mmdet.models.dense_heads import Mask2FormerHead
     from mmdet.models.utils import multi_apply  # noqa: F401
+    from mmengine.registry import DefaultScope
     feat = 32
     layer = dict(embed_dims=feat, num_heads=4, dropout=0.0, batch_first=True)
+    with DefaultScope.overwrite_default_scope('mmdet'):  # mmdet builds from the current scope
+        return _mask2former_head(Mask2FormerHead, feat, layer, num_points)
+
+
+def _mask2former_head(Mask2FormerHead, feat, layer, num_points):
     return Mask2FormerHead(
         in_channels=[8, 8, 8, 8], strides=[4, 8, 16, 32], feat_channels=feat, out_channels=feat,
         num_things_classes=NUM_THINGS, num_stuff_classes=NUM_STUFF, num_queries=6,

@@ -1,6 +1,6 @@
 """FC-CLIP's segmentation head: mask proposals classified against text embeddings.
 
-* Pixel decoder (:class:`MSDeformAttnPixelDecoder`) and Mask2Former decoder
+* Pixel decoder (:class:`DeformablePixelDecoder`) and Mask2Former decoder
   (:class:`MaskedAttentionDecoder`) turn backbone maps into per-query mask logits.
 * In-vocabulary classifier (trained): the pixel decoder's mask features are
   averaged inside each query's binarised mask, projected (LayerNorm + Linear),
@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .pixel_decoder import MSDeformAttnPixelDecoder
+from .pixel_decoder import DeformablePixelDecoder
 from .transformer_decoder import MLP, DecoderStep, MaskedAttentionDecoder
 
 MAX_LOGIT_SCALE = 100.0
@@ -143,7 +143,7 @@ class FCCLIPHead(BaseModule):
         pd_cfg = dict(feat_channels=hidden_dim, out_channels=hidden_dim, num_heads=num_heads)
         pd_cfg.update(pixel_decoder or {})
         pd_cfg.pop('type', None)
-        self.pixel_decoder = MSDeformAttnPixelDecoder(in_channels=in_channels, strides=strides,
+        self.pixel_decoder = DeformablePixelDecoder(in_channels=in_channels, strides=strides,
                                                       **pd_cfg)
         td_cfg = dict(num_heads=num_heads)
         td_cfg.update(transformer_decoder or {})

@@ -13,7 +13,8 @@ mask features.
 The computation, parameter shapes and initialisation follow detectron2's
 Mask2Former / FC-CLIP ``MSDeformAttnPixelDecoder``; ``tests/test_seg_heads.py``
 ports the weights of mmdet's ``MSDeformAttnPixelDecoder`` (the same
-architecture) and checks the outputs agree.
+architecture) and checks the outputs agree. (Named differently from mmdet's
+class so that neither registry lookup can pick the other.)
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def encoder_reference_points(spatial_shapes: Sequence[Tuple[int, int]], num_leve
 
 
 @MODELS.register_module()
-class MSDeformAttnPixelDecoder(BaseModule):
+class DeformablePixelDecoder(BaseModule):
     """Pixel decoder with a multi-scale deformable attention encoder.
 
     Args:
@@ -217,4 +218,4 @@ class MSDeformAttnPixelDecoder(BaseModule):
         return self.mask_features(outs[-1]), outs[:self.num_outs]
 
 
-__all__ = ['MSDeformAttnPixelDecoder', 'DeformableEncoderLayer', 'encoder_reference_points']
+__all__ = ['DeformablePixelDecoder', 'DeformableEncoderLayer', 'encoder_reference_points']

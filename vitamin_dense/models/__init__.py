@@ -2,7 +2,7 @@
 from . import necks  # noqa: F401,E402
 from . import fvit  # noqa: F401,E402
 from .criterion import MaskFormerCriterion
-from .data_preprocessor import SegDataPreprocessor
+from .data_preprocessor import OVSegDataPreprocessor
 from .fcclip_segmentor import FCCLIPSegmentor, segment_targets
 from .postprocess import (INSTANCE_OFFSET, instance_inference, panoptic_inference,
                           semantic_inference)
@@ -11,7 +11,7 @@ from .training_free import TrainingFreeSegmentor  # noqa: F401
 from .vocabulary_hook import VocabularyHook
 
 __all__ = [
-    'MaskFormerCriterion', 'SegDataPreprocessor', 'FCCLIPSegmentor', 'segment_targets',
+    'MaskFormerCriterion', 'OVSegDataPreprocessor', 'FCCLIPSegmentor', 'segment_targets',
     'INSTANCE_OFFSET', 'instance_inference', 'panoptic_inference', 'semantic_inference',
     'SegVocabulary', 'seen_flags', 'VocabularyHook', 'TrainingFreeSegmentor',
 ]

@@ -1,5 +1,7 @@
 """Batch images for the segmentor and pad the ground truth with them.
 
+(Not mmseg's ``SegDataPreProcessor``: this one also pads mmdet-style instance masks.)
+
 MMEngine's ``ImgDataPreprocessor`` moves the batch to the device, converts
 BGR (how mmcv loads images) to RGB, normalises with the CLIP mean and std and
 pads every image to a common size divisible by ``pad_size_divisor`` (the
@@ -25,7 +27,7 @@ CLIP_STD = (68.5005327, 66.6321579, 70.32316305)
 
 
 @MODELS.register_module()
-class SegDataPreprocessor(ImgDataPreprocessor):
+class OVSegDataPreprocessor(ImgDataPreprocessor):
     """Normalise, pad and batch images; pad instance masks and semantic maps.
 
     Args:
@@ -100,4 +102,4 @@ def _pad_to(t: torch.Tensor, shape, value) -> torch.Tensor:
     return F.pad(t, (0, shape[1] - w, 0, shape[0] - h), value=value)
 
 
-__all__ = ['SegDataPreprocessor', 'CLIP_MEAN', 'CLIP_STD']
+__all__ = ['OVSegDataPreprocessor', 'CLIP_MEAN', 'CLIP_STD']

@@ -1,6 +1,6 @@
 """FC-CLIP-style open-vocabulary segmentor on a frozen ViTamin (MMEngine ``BaseModel``).
 
-    image -> SegDataPreprocessor -> ViTaminBackbone (sliding window) -> s4..s32, s16 tokens
+    image -> OVSegDataPreprocessor -> ViTaminBackbone (sliding window) -> s4..s32, s16 tokens
           -> FCCLIPHead (pixel decoder, masked-attention decoder, in-vocab classifier)
           -> out-of-vocab classifier (mask-pooled frozen tokens) -> geometric ensemble
           -> semantic / panoptic / instance outputs in the data samples
@@ -37,7 +37,7 @@ from ..errors import ConfigError, VocabularyError
 from ..heads.fcclip_head import geometric_ensemble
 from ..registry import MODELS
 from ..text.vocabulary import VocabSpec
-from .data_preprocessor import SegDataPreprocessor  # noqa: F401  (registers the type)
+from .data_preprocessor import OVSegDataPreprocessor  # noqa: F401  (registers the type)
 from .postprocess import (MaskResizer, instance_inference, panoptic_inference,
                           semantic_inference)
 from .seg_vocabulary import SegVocabulary, seen_flags
@@ -101,7 +101,7 @@ class FCCLIPSegmentor(BaseModel):
             embeddings are nearly parallel (cosine ~0.97); pretrained CLIP
             embeddings are used as they are (FC-CLIP).
         test_cfg: see ``DEFAULT_TEST_CFG``.
-        data_preprocessor: :class:`SegDataPreprocessor` config.
+        data_preprocessor: :class:`OVSegDataPreprocessor` config.
     """
 
     def __init__(self,
@@ -118,7 +118,7 @@ class FCCLIPSegmentor(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg=None):
         if data_preprocessor is None:
-            data_preprocessor = dict(type='SegDataPreprocessor')
+            data_preprocessor = dict(type='OVSegDataPreprocessor')
         if isinstance(data_preprocessor, dict):  # our scope, whatever the default scope
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)

@@ -8,7 +8,7 @@
 
 model = dict(
     type='FCCLIPSegmentor',
-    data_preprocessor=dict(type='SegDataPreprocessor', pad_size_divisor=32, bgr_to_rgb=True),
+    data_preprocessor=dict(type='OVSegDataPreprocessor', pad_size_divisor=32, bgr_to_rgb=True),
     backbone=dict(
         type='ViTaminBackbone',
         model_name='ViTamin-L-336',
