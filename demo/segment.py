@@ -1,11 +1,16 @@
-"""Open-vocabulary semantic segmentation of images with ViTamin (training-free by default).
+"""Open-vocabulary segmentation of images with ViTamin (training-free by default).
 
     python demo/segment.py [IMAGE|DIR ...] --vocab "cat,dog" [--model ViTamin-L-336]
         [--weights datacomp1b|FILE|hf-hub:ORG/REPO] [--random-init] [--stride PX]
         [--threshold P] [--templates vild|imagenet|single|FILE] [--out PATH] [--device auto]
+    python demo/segment.py [IMAGE|DIR ...] --vocab "cat,dog" --config CONFIG --checkpoint CKPT
+        [--task semantic|panoptic|instance] [--stride PX] [--out PATH] [--device auto]
 
 Writes an overlay PNG per image (class colours over the photo, with a legend
-giving each class's share of pixels) and prints the shares.
+giving each class's share of pixels; panoptic: one colour shade per segment;
+instance: masks, boxes and scores) and prints the shares. With --config and
+--checkpoint the trained FC-CLIP head segments (semantic, panoptic or
+instance); without them the training-free dense CLIP map does (semantic).
 """
 from __future__ import annotations
 
@@ -46,8 +51,17 @@ weights:
   files are read with weights_only=True). --random-init runs everything with
   random weights (smoke tests; the masks are meaningless).
 
+trained model (--config/--checkpoint):
+  A checkpoint written by tools/train.py holds every weight (backbone and text
+  tower included) and the training vocabulary: nothing is downloaded, and
+  --model/--weights/--templates do not apply (the config names the model).
+  Classes named like a training class keep its thing/stuff kind and count as
+  seen; other classes are things, unseen.
+
 examples:
   python demo/segment.py --vocab "cat,grass,sky" --random-init --model ViTamin-Tiny
+  python demo/segment.py street.jpg --vocab "person; car; road; sky" --task panoptic \\
+      --config configs/ov_seg/vitamin_l_coco.py --checkpoint work_dirs/vitamin_l_coco/iter_368750.pth
   python demo/segment.py photos/ --vocab "person; car, truck; tree" --out out/
   python demo/segment.py street.jpg --vocab classes.txt --threshold 0.4 --stride 112
 """
@@ -79,6 +93,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                               '(default: %(default)s)')
     weights.add_argument('--random-init', action='store_true',
                          help='no weights: random initialisation (smoke tests)')
+    trained = parser.add_argument_group('trained model (FC-CLIP head)')
+    trained.add_argument('--config', default=None,
+                         help='model config of a trained segmentor (e.g. '
+                              'configs/ov_seg/vitamin_l_coco.py)')
+    trained.add_argument('--checkpoint', default=None,
+                         help='its checkpoint (tools/train.py output; read weights-only)')
+    trained.add_argument('--task', choices=('semantic', 'panoptic', 'instance'),
+                         default='semantic',
+                         help='what to output (panoptic and instance need --checkpoint; '
+                              'default: %(default)s)')
     parser.add_argument('--stride', type=int, default=None,
                         help='sliding-window stride in px, a multiple of 16 (default: half '
                              'the window; smaller is slower and smoother)')
@@ -165,6 +189,30 @@ def read_templates(value: str):
     return value
 
 
+def check_trained_args(args: argparse.Namespace) -> bool:
+    """Whether the trained head is used; one-line errors for inconsistent flags."""
+    from vitamin_dense.errors import ConfigError
+    if bool(args.config) != bool(args.checkpoint):
+        raise ConfigError('--config and --checkpoint go together (a trained model needs both); '
+                          'leave both out for the training-free model')
+    if not args.checkpoint:
+        if args.task != 'semantic':
+            raise ConfigError(f'--task {args.task} needs a trained model (--config and '
+                              '--checkpoint); the training-free model gives semantic labels')
+        return False
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise ConfigError(f'{what} not found: {path}')
+    given = [flag for flag, used in (('--random-init', args.random_init),
+                                     ('--model', args.model != 'ViTamin-L-336'),
+                                     ('--weights', args.weights != 'datacomp1b'),
+                                     ('--templates', args.templates != 'vild')) if used]
+    if given:
+        raise ConfigError(f"{', '.join(given)} do(es) not apply with --checkpoint: the config "
+                          'names the model and the checkpoint holds its weights')
+    return True
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     _configure_logging(args.verbose)
@@ -180,10 +228,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise ConfigError(f'--threshold {args.threshold} is not a probability in (0, 1]')
     if not 0 <= args.alpha <= 1:
         raise ConfigError(f'--alpha {args.alpha} is not in [0, 1]')
-    weights = None if args.random_init else args.weights
-    segmenter = Segmenter(args.model, weights=weights, device=args.device, stride=args.stride,
-                          templates=templates, threshold=args.threshold,
-                          max_side=args.max_side or None, progress=True)
+    trained = check_trained_args(args)
+    if trained:
+        segmenter = Segmenter(predictor='fcclip', config=args.config, checkpoint=args.checkpoint,
+                              task=args.task, device=args.device, stride=args.stride,
+                              threshold=args.threshold, max_side=args.max_side or None,
+                              progress=True)
+    else:
+        weights = None if args.random_init else args.weights
+        segmenter = Segmenter(args.model, weights=weights, device=args.device,
+                              stride=args.stride, templates=templates,
+                              threshold=args.threshold, max_side=args.max_side or None,
+                              progress=True)
     describe = getattr(segmenter.predictor, 'describe', None)
     what = describe() if callable(describe) else getattr(segmenter.predictor, 'name', 'model')
     _info(f'{what} on {segmenter.device}; {len(vocab)} classes, {len(images)} image'
@@ -229,6 +285,17 @@ def _report(image: str, out: str, result, seconds: float) -> str:
     lines = [f'{image} ({w}x{h}, {meta.get("windows", "?")} windows{extra}, {seconds:.2f} s)'
              f' -> {out}']
     lines += ['  ' + line for line in result.summary().splitlines()]
+    task = getattr(result, 'task', 'semantic')
+    if task == 'panoptic':
+        lines.append(f'  {len(result.segments)} panoptic segments:')
+        lines += [f"    {s['name']}{' (thing)' if s['isthing'] else ''}: {s['area']} px, "
+                  f"score {s['score']:.2f}" for s in result.segments]
+    elif task == 'instance' and result.instances is not None:
+        inst = result.instances
+        lines.append(f"  {len(inst['scores'])} instances, best:")
+        lines += [f"    {result.class_names[int(l)]} {s:.2f} box "
+                  f"{', '.join(f'{v:.0f}' for v in b)}"
+                  for l, s, b in list(zip(inst['labels'], inst['scores'], inst['boxes']))[:10]]
     return '\n'.join(lines)
 
 

@@ -202,8 +202,8 @@ def test_bad_arguments_are_clear(segmenter):
             Segmenter('ViTamin-Tiny', None, device='cuda')
     with pytest.raises(ConfigError, match='max_side'):
         Segmenter('ViTamin-Tiny', None, max_side=8)
-    with pytest.raises(ConfigError, match="unknown predictor 'fcclip'"):
-        Segmenter('ViTamin-Tiny', None, predictor='fcclip')
+    with pytest.raises(ConfigError, match="unknown predictor 'no-such-head'"):
+        Segmenter('ViTamin-Tiny', None, predictor='no-such-head')
     with pytest.raises(ConfigError, match='does not take checkpoint'):
         Segmenter('ViTamin-Tiny', None, checkpoint='x.pth')
 

@@ -8,9 +8,11 @@ from .predictor import (FeatureCache, PreparedImage, Predictor, TrainingFreePred
                         available_predictors, build_predictor, content_key, register_predictor)
 from .results import NO_CLASS, SegmentationResult
 from .segmenter import DEFAULT_MAX_SIDE, Segmenter, resolve_device
+from .fcclip_predictor import FCCLIPPredictor, MaskSegmentationResult  # noqa: E402  (registers 'fcclip')
 
 __all__ = [
     'Segmenter', 'SegmentationResult', 'NO_CLASS', 'Predictor', 'PreparedImage',
     'TrainingFreePredictor', 'FeatureCache', 'register_predictor', 'build_predictor',
     'available_predictors', 'content_key', 'resolve_device', 'DEFAULT_MAX_SIDE',
+    'FCCLIPPredictor', 'MaskSegmentationResult',
 ]

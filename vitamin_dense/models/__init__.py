@@ -1,4 +1,17 @@
 """MMEngine models (segmentors, detectors), losses and matching; training-free baseline."""
 from . import necks  # noqa: F401,E402
 from . import fvit  # noqa: F401,E402
+from .criterion import MaskFormerCriterion
+from .data_preprocessor import OVSegDataPreprocessor
+from .fcclip_segmentor import FCCLIPSegmentor, segment_targets
+from .postprocess import (INSTANCE_OFFSET, instance_inference, panoptic_inference,
+                          semantic_inference)
+from .seg_vocabulary import SegVocabulary, seen_flags
 from .training_free import TrainingFreeSegmentor  # noqa: F401
+from .vocabulary_hook import VocabularyHook
+
+__all__ = [
+    'MaskFormerCriterion', 'OVSegDataPreprocessor', 'FCCLIPSegmentor', 'segment_targets',
+    'INSTANCE_OFFSET', 'instance_inference', 'panoptic_inference', 'semantic_inference',
+    'SegVocabulary', 'seen_flags', 'VocabularyHook', 'TrainingFreeSegmentor',
+]
