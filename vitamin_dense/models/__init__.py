@@ -1,1 +1,4 @@
 """MMEngine models (segmentors, detectors), losses and matching; training-free baseline."""
+from .owl_criterion import OwlSetCriterion  # noqa: F401
+from .owl_detector import OwlDetector, stack_queries, valid_token_mask  # noqa: F401
+from .owl_postprocess import OwlTestConfig, rescale_boxes, select_detections  # noqa: F401
