@@ -1,0 +1,62 @@
+"""Vocabulary grammar, files and errors."""
+import pytest
+
+from vitamin_dense.errors import VocabularyError
+from vitamin_dense.text import Vocabulary, parse_vocabulary, register_builtin_vocabulary
+
+
+def test_comma_separates_classes():
+    vocab = parse_vocabulary('cat,dog , traffic light')
+    assert vocab.names == ['cat', 'dog', 'traffic light']
+    assert vocab.classes == (('cat',), ('dog',), ('traffic light',))
+
+
+def test_semicolon_groups_synonyms():
+    vocab = parse_vocabulary('kitten, cat; dog')
+    assert vocab.classes == (('kitten', 'cat'), ('dog',))
+    assert vocab.names == ['kitten', 'dog']
+    single = parse_vocabulary('kitten, cat;')
+    assert single.classes == (('kitten', 'cat'),)
+
+
+@pytest.mark.parametrize('spec', ['cat,dog', 'kitten, cat; dog', 'kitten, cat;', 'a b, c d; e'])
+def test_to_string_round_trips(spec):
+    vocab = parse_vocabulary(spec)
+    assert parse_vocabulary(vocab.to_string()) == vocab
+
+
+def test_file_one_class_per_line(tmp_path):
+    path = tmp_path / 'vocab.txt'
+    path.write_text('# my classes\nperson, people, man\n\ncar\n  bicycle , bike \n')
+    vocab = parse_vocabulary(str(path))
+    assert vocab.classes == (('person', 'people', 'man'), ('car',), ('bicycle', 'bike'))
+
+
+@pytest.mark.parametrize('spec, fragment', [
+    ('', 'empty'), ('   ', 'empty'), ('cat,,dog', 'empty class name'), ('cat,', 'empty class name'),
+    ('cat, Cat', "'Cat' appears"), ('traffic_light,Traffic  Light', 'appears'),
+    ('kitten, cat; cat', 'classes 1 and 2'), ('cat, cat;', 'twice in the same class'),
+    ('; ;', 'empty'), ('dataset:nonexistent_set', "unknown data set vocabulary"),
+])
+def test_bad_vocabularies_are_one_line_errors(spec, fragment):
+    with pytest.raises(VocabularyError) as info:
+        parse_vocabulary(spec)
+    message = str(info.value)
+    assert fragment in message and '\n' not in message
+
+
+def test_empty_file_is_an_error(tmp_path):
+    path = tmp_path / 'empty.txt'
+    path.write_text('# nothing\n\n')
+    with pytest.raises(VocabularyError, match='names no class'):
+        parse_vocabulary(str(path))
+
+
+def test_builtin_vocabulary_and_lists():
+    register_builtin_vocabulary('unit_test_set', lambda: ['person, people', 'car'])
+    vocab = parse_vocabulary('dataset:unit_test_set')
+    assert vocab.classes == (('person', 'people'), ('car',))
+    assert parse_vocabulary([['a', 'b'], 'c']).classes == (('a', 'b'), ('c',))
+    assert isinstance(parse_vocabulary(vocab), Vocabulary)
+    with pytest.raises(VocabularyError):
+        parse_vocabulary([])
