@@ -372,8 +372,8 @@ class OwlDetector(BaseModel):
             for k, i in enumerate(idx):
                 scores = token_scores(out['logits'][k], None if objectness is None
                                       else objectness[k], cfg.score_mode)
-                if mask is not None:
-                    scores = scores * mask[k].to(scores.dtype)
+                if mask is not None:  # padded queries never produce a detection
+                    scores = scores.masked_fill(~mask[k].bool()[None, :], float('-inf'))
                 boxes, kept_scores, labels = select_detections(scores, boxes_px[k], cfg)
                 meta = metas[i]
                 if rescale:

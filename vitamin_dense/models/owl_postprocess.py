@@ -82,7 +82,7 @@ def select_detections(scores: Tensor, boxes_xyxy: Tensor, cfg: OwlTestConfig
     from torchvision.ops import batched_nms
     n, q = scores.shape
     flat = scores.reshape(-1)
-    keep = torch.nonzero(flat > cfg.score_thr).flatten()
+    keep = torch.nonzero((flat > cfg.score_thr) & torch.isfinite(flat)).flatten()
     if keep.numel() > cfg.nms_pre:
         top = flat[keep].topk(cfg.nms_pre).indices
         keep = keep[top]
