@@ -1,6 +1,10 @@
 """Shared test set-up: offline, isolated caches, small thread counts, determinism."""
 import os
+import sys
 import tempfile
+
+# Test-support modules next to the tests import by their bare names.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Never reach the network from tests; keep caches out of the user's home.
 os.environ.setdefault('HF_HUB_OFFLINE', '1')

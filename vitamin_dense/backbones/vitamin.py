@@ -282,14 +282,22 @@ class ViTaminBackbone(BaseModule):
                 mode, :attr:`test_stride` in eval mode.
         """
         stride = check_stride(stride, self.window_size) if stride else self.stride
+        keep = list(self.out_levels) + (['clip'] if self.with_clip_map else [])
+        keep += [f'block{i}' for i in self.out_block_indices]
+        # Stitch only what is returned: a full-resolution s4 map of a large
+        # image is by far the biggest buffer, and the CLIP-only users (the
+        # training-free segmentor) never need it.
+        needed = set(keep) | ({'s16'} if 's32' in keep else set())
+
+        def window_fn(x: Tensor) -> Dict[str, Tensor]:
+            return {k: v for k, v in self.forward_window(x).items() if k in needed}
+
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.visual.parameters())
         with torch.set_grad_enabled(grad):
-            maps = sliding_window_forward(images, self.forward_window, self.window_size, stride,
+            maps = sliding_window_forward(images, window_fn, self.window_size, stride,
                                           self.max_windows_per_chunk, progress=self.progress)
         if 's32' in self.out_levels:
             maps['s32'] = F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
-        keep = list(self.out_levels) + (['clip'] if self.with_clip_map else [])
-        keep += [f'block{i}' for i in self.out_block_indices]
         maps = {k: maps[k] for k in keep}
         if self.return_tuple:
             return tuple(maps[lvl] for lvl in self.out_levels)

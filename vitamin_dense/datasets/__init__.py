@@ -1,1 +1,25 @@
-"""Data sets and transforms (through mmdet / mmseg pipelines), synthetic data, vocabularies."""
+"""Data sets and transforms (through mmdet / mmseg pipelines), synthetic data, vocabularies.
+
+The synthetic generator, the split definitions and the vocabularies need no
+OpenMMLab package; the data set classes (mmdet / mmseg subclasses) are
+registered when those import.
+"""
+from ..utils.imports import openmmlab_available
+from .errors import DatasetError, DatasetFileError
+from .ov_splits import OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, ov_coco_classes
+from .synthetic import (DEFAULT_STUFF, DEFAULT_THINGS, DEFAULT_UNSEEN, SyntheticSpec,
+                        ensure_synthetic, generate_split, render_sample, synthetic_metainfo,
+                        synthetic_vocabulary)
+
+__all__ = ['DatasetError', 'DatasetFileError', 'SyntheticSpec', 'ensure_synthetic',
+           'generate_split', 'render_sample', 'synthetic_metainfo', 'synthetic_vocabulary',
+           'DEFAULT_THINGS', 'DEFAULT_STUFF', 'DEFAULT_UNSEEN', 'OV_COCO_BASE_CLASSES',
+           'OV_COCO_NOVEL_CLASSES', 'ov_coco_classes']
+
+if openmmlab_available():
+    from .ov_coco import OVCocoDataset
+    from .ov_lvis import OVLVISDataset
+    from .synthetic_dataset import (SyntheticDetectionDataset, SyntheticPanopticDataset,
+                                    SyntheticSemanticDataset)
+    __all__ += ['SyntheticPanopticDataset', 'SyntheticDetectionDataset',
+                'SyntheticSemanticDataset', 'OVCocoDataset', 'OVLVISDataset']

@@ -1,1 +1,13 @@
 """Overlays, boxes and legends."""
+from .overlay import (NO_CLASS_NAME, LegendEntry, ascii_text, attach_legend, blend_labels,
+                      boundary_mask, display_size, draw_segmentation, legend_entries,
+                      line_height_for, render_legend, resize_for_display)
+from .palette import (NO_CLASS_COLOR, class_colors, color_for_name, palette, palette_color,
+                      text_color_for)
+
+__all__ = [
+    'NO_CLASS_NAME', 'LegendEntry', 'ascii_text', 'attach_legend', 'blend_labels',
+    'boundary_mask', 'display_size', 'draw_segmentation', 'legend_entries', 'line_height_for',
+    'render_legend', 'resize_for_display', 'NO_CLASS_COLOR', 'class_colors', 'color_for_name',
+    'palette', 'palette_color', 'text_color_for',
+]

@@ -1,0 +1,171 @@
+"""ViTamin in stock MMDetection configs: build, loss/backward/predict, Runner, DetInferencer."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+
+import vitamin_dense  # noqa: F401
+from vitamin_dense.backbones import ViTaminBackbone
+from vitamin_dense.engine.config import build_runner, load_config
+from vitamin_dense.errors import ConfigError
+
+from _mmlab_fake_data import class_names, tiny_backbone_overrides, write_coco_instances
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MASK_RCNN = os.path.join(ROOT, 'configs/mmdet/mask-rcnn_vitamin-b_sfp_8xb8-lsj-100e_coco.py')
+FASTER_RCNN = os.path.join(ROOT, 'configs/mmdet/faster-rcnn_vitamin-b_sfp_8xb8-lsj-100e_coco.py')
+
+
+def _tiny_overrides(with_mask: bool) -> dict:
+    opts = dict(tiny_backbone_overrides())
+    opts.update({'model.neck.in_channels': 64, 'model.neck.out_channels': 32,
+                 'model.rpn_head.in_channels': 32, 'model.rpn_head.feat_channels': 32,
+                 'model.roi_head.bbox_roi_extractor.out_channels': 32,
+                 'model.roi_head.bbox_head.in_channels': 32,
+                 'model.roi_head.bbox_head.conv_out_channels': 32,
+                 'model.roi_head.bbox_head.fc_out_channels': 64,
+                 'model.roi_head.bbox_head.num_classes': len(class_names()),
+                 'model.data_preprocessor.batch_augments': None})
+    if with_mask:
+        opts.update({'model.roi_head.mask_roi_extractor.out_channels': 32,
+                     'model.roi_head.mask_head.in_channels': 32,
+                     'model.roi_head.mask_head.conv_out_channels': 32,
+                     'model.roi_head.mask_head.num_classes': len(class_names())})
+    return opts
+
+
+def test_stock_style_config_builds_with_mmdets_registry():
+    """A plain mmdet config (default scope mmdet) naming ViTaminBackbone and our neck."""
+    from mmdet.registry import MODELS
+    cfg = Config(dict(
+        default_scope='mmdet', custom_imports=dict(imports=['vitamin_dense']),
+        model=dict(type='RetinaNet',
+                   data_preprocessor=dict(type='DetDataPreprocessor', bgr_to_rgb=True),
+                   backbone=dict(type='ViTaminBackbone', model_name='ViTamin-Tiny', weights=None,
+                                 out_levels=('s8', 's16', 's32'), with_clip_map=False,
+                                 return_tuple=True),
+                   neck=dict(type='FPN', in_channels=[32, 64, 64], out_channels=32,
+                             start_level=0, add_extra_convs='on_output', num_outs=5),
+                   bbox_head=dict(type='RetinaHead', num_classes=3, in_channels=32,
+                                  feat_channels=32,
+                                  anchor_generator=dict(type='AnchorGenerator',
+                                                        octave_base_scale=4,
+                                                        scales_per_octave=3,
+                                                        ratios=[0.5, 1.0, 2.0],
+                                                        strides=[8, 16, 32, 64, 128]),
+                                  bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+                                  loss_cls=dict(type='FocalLoss', use_sigmoid=True),
+                                  loss_bbox=dict(type='L1Loss')),
+                   test_cfg=dict(nms_pre=100, score_thr=0.05, nms=dict(type='nms',
+                                                                        iou_threshold=0.5),
+                                 max_per_img=10))))
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    assert type(model.backbone).__name__ == 'ViTaminBackbone'
+    feats = model.extract_feat(torch.randn(1, 3, 96, 128))
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2, 1]
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'vitamin_dense'])
+def test_neck_and_norm_reachable_from_every_scope(scope):
+    from mmcv.cnn import build_norm_layer
+    from mmengine.registry import MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        neck = MODELS.build(dict(type='SimpleFeaturePyramid', in_channels=64, out_channels=16))
+        _, norm = build_norm_layer(dict(type='LN2d'), 16)
+        backbone = MODELS.build(dict(type='ViTaminBackbone', model_name='ViTamin-Tiny',
+                                     weights=None, out_levels=('s16',), return_tuple=True))
+    assert type(norm).__name__ == 'LayerNorm2d'
+    outs = neck(backbone(torch.randn(1, 3, 64, 96)))
+    assert [tuple(o.shape[-2:]) for o in outs] == [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
+
+
+def test_neck_channel_mismatch_is_explained():
+    from vitamin_dense.models.necks import SimpleFeaturePyramid
+    neck = SimpleFeaturePyramid(in_channels=768)
+    with pytest.raises(ConfigError, match='neck.in_channels=64'):
+        neck((torch.randn(1, 64, 4, 4),))
+
+
+def test_config_channels_match_the_backbone():
+    """The channel numbers written in the configs are what ViTamin-B reports."""
+    cfg = Config.fromfile(MASK_RCNN)
+    backbone = ViTaminBackbone('ViTamin-B', None, out_levels=('s16',), return_tuple=True)
+    assert backbone.output_shape()['s16'].channels == cfg.backbone_channels == \
+        cfg.model.neck.in_channels
+    assert backbone.out_channels == [cfg.model.neck.in_channels]
+    # The data preprocessor normalises the way the backbone was pretrained.
+    assert cfg.model.data_preprocessor.mean == pytest.approx(list(backbone.pixel_mean))
+    assert cfg.model.data_preprocessor.std == pytest.approx(list(backbone.pixel_std))
+
+
+def _runner_cfg(path: str, tmp_path, with_mask: bool):
+    data = write_coco_instances(str(tmp_path / 'data'), num_images=4)
+    cfg = load_config(path, _tiny_overrides(with_mask))
+    dataset = dict(type='CocoDataset', data_root=data['root'], ann_file=data['ann_file'],
+                   data_prefix=dict(img='images/'), metainfo=dict(classes=class_names()))
+    train_pipeline = [dict(type='LoadImageFromFile'),
+                      dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
+                      dict(type='RandomFlip', prob=0.5), dict(type='PackDetInputs')]
+    test_pipeline = [dict(type='LoadImageFromFile'),
+                     dict(type='Resize', scale=(128, 96), keep_ratio=True),
+                     dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
+                     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
+                                                           'img_shape', 'scale_factor'))]
+    cfg.train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                                sampler=dict(type='DefaultSampler', shuffle=True),
+                                dataset=dict(dataset, pipeline=train_pipeline,
+                                             filter_cfg=dict(filter_empty_gt=True)))
+    cfg.val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+                              drop_last=False, sampler=dict(type='DefaultSampler', shuffle=False),
+                              dataset=dict(dataset, pipeline=test_pipeline, test_mode=True))
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.val_evaluator = dict(type='CocoMetric', ann_file=data['ann_file'],
+                             metric=['bbox', 'segm'] if with_mask else 'bbox')
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=2)
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+                                end=2)]
+    cfg.optim_wrapper.type = 'OptimWrapper'  # CPU: no AMP
+    cfg.optim_wrapper.pop('loss_scale', None)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2, by_epoch=False)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.default_hooks.visualization = dict(type='DetVisualizationHook')
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.work_dir = str(tmp_path / 'work')
+    return cfg, data
+
+
+@pytest.mark.parametrize('path,with_mask', [(MASK_RCNN, True), (FASTER_RCNN, False)],
+                         ids=['mask-rcnn', 'faster-rcnn'])
+def test_two_runner_iterations_then_inferencer(path, with_mask, tmp_path):
+    from mmdet.apis import DetInferencer
+    from skimage import data as skdata
+    cfg, _ = _runner_cfg(path, tmp_path, with_mask)
+    runner = build_runner(cfg)
+    qkv = runner.model.backbone.visual.trunk.blocks[0].attn.qkv.weight
+    before = qkv.detach().clone()
+    runner.train()
+    assert runner.iter == 2
+    assert not torch.equal(before, qkv.detach())  # fine-tuned through the sliding window
+    lrs = {g['group_name']: g['lr'] for g in runner.optim_wrapper.optimizer.param_groups}
+    assert any(name.startswith('layer_0') for name in lrs)  # layer-decay groups are in use
+    ckpt = os.path.join(cfg.work_dir, 'iter_2.pth')
+    assert os.path.isfile(ckpt)
+    metrics = runner.val_loop.run()
+    assert 'coco/bbox_mAP' in metrics
+
+    # MMDetection's own inferencer on a real photo, from the config and the checkpoint.
+    cfg.model.test_cfg.rcnn.score_thr = 0.0
+    inferencer = DetInferencer(model=cfg, weights=ckpt, device='cpu', show_progress=False)
+    photo = skdata.chelsea()[:, :, ::-1].copy()  # BGR, as mmcv reads images
+    result = inferencer(photo, return_datasamples=True, no_save_vis=True)
+    pred = result['predictions'][0].pred_instances
+    assert pred.bboxes.shape[1] == 4 and len(pred) > 0
+    assert (pred.bboxes[:, 2] <= photo.shape[1] + 1e-3).all()
+    if with_mask:
+        assert tuple(pred.masks.shape[-2:]) == photo.shape[:2]
+    assert np.isfinite(pred.scores.numpy()).all()

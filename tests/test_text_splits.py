@@ -1,0 +1,23 @@
+"""Seen / unseen classes by name overlap (FC-CLIP's rule), with COCO-style names."""
+from vitamin_dense.text import Vocabulary, canonical_class_name, seen_mask
+
+
+def test_canonical_names():
+    assert canonical_class_name('wall-other-merged') == 'wall'
+    assert canonical_class_name('door-stuff') == 'door'
+    assert canonical_class_name('Traffic_Light') == 'traffic light'
+    assert canonical_class_name('  sky-other-merged ') == 'sky'
+    assert canonical_class_name('other') == 'other'  # a lone suffix word stays
+
+
+def test_seen_mask_uses_every_synonym():
+    train = ['person', 'wall-other-merged', ('couch', 'sofa'), 'tree-merged']
+    evals = [('people', 'person'), 'wall', 'sofa, lounge', 'palm, palm tree', 'tree', 'zebra crossing']
+    assert seen_mask(evals, train) == [True, True, True, False, True, False]
+
+
+def test_seen_mask_accepts_vocabulary_objects():
+    train = Vocabulary((('cat', 'kitten'),))
+    evals = Vocabulary((('kitten',), ('dog',)))
+    assert seen_mask(evals, train) == [True, False]
+    assert seen_mask([], train) == []

@@ -1,0 +1,255 @@
+"""OV-COCO metric: COCO AP through pycocotools, reported on the novel, base and all splits.
+
+The OV-COCO benchmark's headline number is box AP at IoU 0.5 over the 17
+novel classes (``bbox_AP50_novel``); base (48 classes) and all (65) are
+reported next to it. Per-class AP is independent of the other classes in
+COCOeval, so one evaluation over all classes, sliced by category, gives the
+same numbers as separate evaluations restricted to each split (the tests
+check exactly that against pycocotools).
+
+Predictions are read from each data sample's ``pred_instances`` (``bboxes``
+in original-image ``xyxy`` pixels, ``scores``, ``labels`` indexing
+``dataset_meta['classes']``, optional ``masks``), as mmdet's ``CocoMetric``
+does. Keys produced (prefix ``ov_coco/``), for ``bbox`` and, when evaluated,
+``segm``::
+
+    {m}_AP50_novel {m}_AP50_base {m}_AP50_all   AP at IoU 0.5 on each split
+    {m}_mAP_novel  {m}_mAP_base  {m}_mAP_all    AP at IoU 0.50:0.95 on each split
+    {m}_mAP {m}_mAP_50 {m}_mAP_75 {m}_mAP_s {m}_mAP_m {m}_mAP_l {m}_AR@100
+                                               COCOeval's summary over all evaluated classes
+
+A split without any ground truth in the evaluated images reports -1
+(pycocotools' convention).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os.path as osp
+import tempfile
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmdet.datasets.api_wrappers import COCO, COCOeval
+from mmdet.evaluation.metrics import CocoMetric
+from mmengine.fileio import load
+from mmengine.logging import MMLogger
+
+from ..datasets.ov_coco import OV_COCO_LAYOUT
+from ..datasets.ov_detection_base import DatasetError, annotation_error, require_file
+from ..datasets.ov_splits import OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, names_to_mask
+from ..errors import ConfigError
+from ..registry import METRICS
+from ..text.vocabulary import normalize_name
+from .ov_split_utils import (SPLITS, check_labels, format_table, mean_valid, processed_image_ids,
+                             split_labels)
+
+_COCO_STATS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
+_MAX_DETS = (1, 10, 100)
+
+
+@METRICS.register_module()
+class OVCocoMetric(CocoMetric):
+    """COCO-format detection / instance-segmentation AP with base / novel splits.
+
+    Args:
+        ann_file: COCO-format ground truth of the test set (the stock
+            ``instances_val2017.json`` or OVR-CNN's ``instances_val2017_all_2.json``).
+            ``None`` converts the ground truth carried by the data samples.
+        metric: ``'bbox'``, ``'segm'`` or a list of them; ``None`` (default)
+            evaluates ``bbox``, plus ``segm`` when the predictions carry masks.
+        novel_classes / base_classes: override the split; by default it comes
+            from the data set's metainfo (``is_novel``), else the OV-COCO
+            17 / 48 classes.
+        classwise: also log (and return) per-class AP50 and AP.
+        iou_thrs: IoU thresholds (must include 0.5); default 0.50:0.05:0.95.
+        format_only / outfile_prefix / backend_args / collect_device /
+            prefix: as mmdet's ``CocoMetric``.
+    """
+
+    default_prefix: Optional[str] = 'ov_coco'
+
+    def __init__(self, ann_file: Optional[str] = None,
+                 metric: Union[None, str, Sequence[str]] = None,
+                 novel_classes: Optional[Sequence[str]] = None,
+                 base_classes: Optional[Sequence[str]] = None,
+                 classwise: bool = False,
+                 iou_thrs: Optional[Sequence[float]] = None,
+                 format_only: bool = False,
+                 outfile_prefix: Optional[str] = None,
+                 backend_args: Optional[dict] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        self.requested = _check_metrics(metric)
+        if ann_file is not None:
+            require_file(ann_file, 'OV-COCO evaluation annotation file', OV_COCO_LAYOUT,
+                         backend_args)
+        try:
+            super().__init__(ann_file=ann_file, metric=list(self.requested or ['bbox']),
+                             classwise=classwise, proposal_nums=_MAX_DETS, iou_thrs=iou_thrs,
+                             format_only=format_only, outfile_prefix=outfile_prefix,
+                             backend_args=backend_args, collect_device=collect_device,
+                             prefix=prefix)
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            raise annotation_error(ann_file, 'COCO instances', exc) from exc
+        self.iou_thrs = np.asarray(self.iou_thrs, dtype=np.float64).reshape(-1)
+        if not np.isclose(self.iou_thrs, 0.5).any():
+            raise ConfigError('iou_thrs must include 0.5: OV-COCO reports AP50')
+        self.ann_file = ann_file
+        self.novel_classes = tuple(novel_classes) if novel_classes is not None else None
+        self.base_classes = tuple(base_classes) if base_classes is not None else None
+
+    # ------------------------------------------------------------------ helpers
+    def _classes(self, coco_gt: COCO) -> List[str]:
+        if self.dataset_meta and self.dataset_meta.get('classes'):
+            return list(self.dataset_meta['classes'])
+        MMLogger.get_current_instance().warning(
+            'OVCocoMetric: no dataset_meta; evaluating the categories of the annotation file')
+        return [c['name'] for c in coco_gt.dataset['categories']]
+
+    def _category_ids(self, coco_gt: COCO, classes: Sequence[str], source: str) -> List[int]:
+        name_to_id = {normalize_name(c['name']): c['id'] for c in coco_gt.dataset['categories']}
+        missing = [c for c in classes if normalize_name(c) not in name_to_id]
+        if missing:
+            raise DatasetError(f'{source} has no category {missing[:5]}: the evaluator needs '
+                               'the ground truth of every class of the data set')
+        return [name_to_id[normalize_name(c)] for c in classes]
+
+    def _splits(self, classes: Sequence[str]) -> Dict[str, List[int]]:
+        return split_labels(classes, self.dataset_meta, self.novel_classes, self.base_classes,
+                            default_novel=names_to_mask(classes, OV_COCO_NOVEL_CLASSES),
+                            default_base=names_to_mask(classes, OV_COCO_BASE_CLASSES))
+
+    def _metrics_for(self, preds: Sequence[dict]) -> List[str]:
+        has_masks = any('masks' in p for p in preds)
+        if self.requested is None:
+            return ['bbox', 'segm'] if has_masks else ['bbox']
+        if 'segm' in self.requested and not has_masks:
+            raise ConfigError("OVCocoMetric: metric 'segm' was requested but the predictions "
+                              "carry no masks (pred_instances.masks)")
+        return list(self.requested)
+
+    # ------------------------------------------------------------------ evaluation
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        logger = MMLogger.get_current_instance()
+        gts, preds = zip(*results)
+        tmp_dir = None
+        if self.outfile_prefix is None:
+            tmp_dir = tempfile.TemporaryDirectory()
+            outfile_prefix = osp.join(tmp_dir.name, 'results')
+        else:
+            outfile_prefix = self.outfile_prefix
+        try:
+            return self._compute(gts, preds, outfile_prefix, logger)
+        finally:
+            if tmp_dir is not None:
+                tmp_dir.cleanup()
+
+    def _compute(self, gts, preds, outfile_prefix: str, logger) -> Dict[str, float]:
+        coco_gt = self._coco_api
+        source = self.ann_file
+        if coco_gt is None:  # ground truth converted from the data samples, for this run only
+            with contextlib.redirect_stdout(io.StringIO()):
+                coco_gt = COCO(self.gt_to_coco_json(gt_dicts=gts, outfile_prefix=outfile_prefix))
+            source = 'the converted ground truth'
+        classes = self._classes(coco_gt)
+        self.cat_ids = self._category_ids(coco_gt, classes, source)
+        img_ids = processed_image_ids(gts, coco_gt.imgs, source)
+        check_labels(preds, len(classes))
+        n_gt_images = len(coco_gt.imgs)
+        if len(img_ids) < n_gt_images:
+            logger.info(f'OVCocoMetric: evaluating {len(img_ids)} of the {n_gt_images} images '
+                        'of the annotation file (the images of the test data set)')
+        result_files = self.results2json(preds, outfile_prefix)
+        if self.format_only:
+            logger.info(f'results are saved in {osp.dirname(outfile_prefix)}')
+            return OrderedDict()
+
+        splits = self._splits(classes)
+        eval_results: Dict[str, float] = OrderedDict()
+        for metric in self._metrics_for(preds):
+            coco_eval = self._evaluate(coco_gt, result_files, metric, img_ids, logger)
+            eval_results.update(self._summaries(coco_eval, metric, classes, splits, logger))
+        return eval_results
+
+    def _evaluate(self, coco_gt: COCO, result_files: Dict[str, str], metric: str,
+                  img_ids: List[int], logger) -> COCOeval:
+        detections = load(result_files[metric])
+        if metric == 'segm':
+            # As mmdet / detectron2: with a 'bbox' in each result, pycocotools would use the
+            # box area, not the mask area, for the small / medium / large ranges.
+            for det in detections:
+                det.pop('bbox', None)
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            coco_dt = coco_gt.loadRes(detections) if detections else _empty_results(coco_gt)
+            coco_eval = COCOeval(coco_gt, coco_dt, metric)
+            coco_eval.params.catIds = sorted(self.cat_ids)
+            coco_eval.params.imgIds = img_ids
+            coco_eval.params.maxDets = list(_MAX_DETS)
+            coco_eval.params.iouThrs = self.iou_thrs
+            coco_eval.evaluate()
+            coco_eval.accumulate()
+            coco_eval.summarize()
+        logger.info(f'Evaluating {metric}...\n' + buffer.getvalue())
+        if not detections:
+            logger.warning(f'OVCocoMetric: no {metric} predictions at all')
+        return coco_eval
+
+    def _summaries(self, coco_eval: COCOeval, metric: str, classes: Sequence[str],
+                   splits: Dict[str, List[int]], logger) -> Dict[str, float]:
+        out: Dict[str, float] = OrderedDict()
+        precision = coco_eval.eval['precision']  # (iou, recall, class, area, max dets)
+        params = coco_eval.params
+        column = {cat_id: k for k, cat_id in enumerate(params.catIds)}
+        k_of = [column[cat_id] for cat_id in self.cat_ids]  # label -> precision column
+        t50 = int(np.argmin(np.abs(np.asarray(params.iouThrs) - 0.5)))
+        area_all = params.areaRngLbl.index('all')
+        m100 = params.maxDets.index(100)
+
+        rows = [['split', '#classes', 'AP50', 'AP']]
+        for split in SPLITS:
+            cols = [k_of[label] for label in splits[split]]
+            ap50 = mean_valid(precision[t50][:, cols, area_all, m100])
+            ap = mean_valid(precision[:, :, cols, area_all, m100])
+            out[f'{metric}_AP50_{split}'] = ap50
+            out[f'{metric}_mAP_{split}'] = ap
+            rows.append([split, str(len(cols)), f'{ap50:.4f}', f'{ap:.4f}'])
+        for i, key in enumerate(_COCO_STATS):
+            out[f'{metric}_{key}'] = float(coco_eval.stats[i])
+        out[f'{metric}_AR@100'] = float(coco_eval.stats[8])
+        logger.info('\n' + format_table(rows, f' OV-COCO {metric} '))
+
+        if self.classwise:
+            novel = set(splits['novel'])
+            rows = [['class', 'split', 'AP50', 'AP']]
+            for label, name in enumerate(classes):
+                k = k_of[label]
+                ap50 = mean_valid(precision[t50, :, k, area_all, m100])
+                ap = mean_valid(precision[:, :, k, area_all, m100])
+                out[f'{metric}_{name}_AP50'] = ap50
+                out[f'{metric}_{name}_AP'] = ap
+                rows.append([name, 'novel' if label in novel else 'base', f'{ap50:.4f}',
+                             f'{ap:.4f}'])
+            logger.info('\n' + format_table(rows))
+        return out
+
+
+def _check_metrics(metric) -> Optional[List[str]]:
+    if metric is None:
+        return None
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    bad = [m for m in metrics if m not in ('bbox', 'segm')]
+    if bad or not metrics:
+        raise ConfigError(f"metric must be 'bbox', 'segm' or a list of them, got {metric!r}")
+    return metrics
+
+
+def _empty_results(coco_gt: COCO) -> COCO:
+    """A result set with no detections (pycocotools' loadRes rejects an empty list)."""
+    empty = COCO()
+    empty.dataset = dict(images=list(coco_gt.dataset['images']),
+                         categories=list(coco_gt.dataset['categories']), annotations=[])
+    empty.createIndex()
+    return empty
