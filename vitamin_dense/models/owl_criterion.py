@@ -66,12 +66,14 @@ class OwlSetCriterion:
     def _build(self) -> Dict[str, object]:
         if self._built is None:
             import mmdet.models  # noqa: F401  (registers mmdet's losses and costs)
-            from mmdet.registry import MODELS as MMDET_MODELS
-            from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
-            built = {'assigner': MMDET_TASK_UTILS.build(_unscoped(self.cfgs['assigner']))}
+
+            from ..registry import MODELS, TASK_UTILS
+            # Built through our registries with mmdet's scope prefix: MMEngine then finds
+            # them whatever the default scope is (a runner's 'vitamin_dense', or none).
+            built = {'assigner': TASK_UTILS.build(_mmdet_scoped(self.cfgs['assigner']))}
             for name in ('loss_cls', 'loss_bbox', 'loss_iou', 'loss_obj'):
                 cfg = self.cfgs[name]
-                built[name] = MMDET_MODELS.build(_unscoped(cfg)) if cfg else None
+                built[name] = MODELS.build(_mmdet_scoped(cfg)) if cfg else None
             self._built = built
         return self._built
 
@@ -155,21 +157,22 @@ class OwlSetCriterion:
         return losses
 
 
-def _unscoped(cfg: dict) -> dict:
-    """``'mmdet.X'`` -> ``'X'`` for building in mmdet's own registries (recursively)."""
-    out = copy.deepcopy(cfg)
+def _mmdet_scoped(cfg: dict) -> dict:
+    """``'X'`` -> ``'mmdet.X'`` for every unscoped ``type`` (recursively)."""
+    out = copy.deepcopy(dict(cfg))
 
-    def strip(node):
+    def scope(node):
         if isinstance(node, dict):
-            if isinstance(node.get('type'), str) and node['type'].startswith('mmdet.'):
-                node['type'] = node['type'][len('mmdet.'):]
+            kind = node.get('type')
+            if isinstance(kind, str) and '.' not in kind:
+                node['type'] = f'mmdet.{kind}'
             for v in node.values():
-                strip(v)
+                scope(v)
         elif isinstance(node, (list, tuple)):
             for v in node:
-                strip(v)
+                scope(v)
 
-    strip(out)
+    scope(out)
     return out
 
 

@@ -91,13 +91,16 @@ class OwlDetector(BaseModel):
             default the text tower of the backbone's CLIP model and weights.
         head: :class:`~vitamin_dense.heads.OwlDetectionHead` config (its widths
             are filled in from the backbone and the text encoder).
-        vocabulary: the class names in the data set's label order (any
-            :func:`~vitamin_dense.text.parse_vocabulary` spec). Used as the
-            queries at test time unless a sample brings its own
-            ``vocabulary`` in its metainfo.
-        train_classes: the classes used as training queries (names or indices
-            into ``vocabulary``; default all). Open-vocabulary splits pass the
-            base classes here; boxes of other classes are ignored in training.
+        vocabulary: the training data's class names in its label order (any
+            :func:`~vitamin_dense.text.parse_vocabulary` spec). None: taken
+            from the training data set by :class:`DetVocabularyHook`.
+        test_vocabulary: the evaluation data's classes (label order); None:
+            from the evaluation data set (hook), else ``vocabulary``. A sample
+            may also bring its own ``vocabulary`` in its metainfo.
+        train_classes: the classes used as training queries (a vocabulary
+            spec of names, or indices into ``vocabulary``; default all). Open-
+            vocabulary splits use the base classes (the hook takes the data
+            set's ``base_labels``); boxes of other classes are ignored.
         negative_vocabulary: a pool of extra class names; ``num_negatives`` of
             them are sampled at every step as pseudo-negative queries (OWL-ViT).
             Names that normalise to a ``vocabulary`` name (base or novel) are
@@ -117,7 +120,8 @@ class OwlDetector(BaseModel):
                  text_encoder: Optional[Union[dict, torch.nn.Module]] = None,
                  head: Optional[dict] = None,
                  vocabulary: Optional[VocabSpec] = None,
-                 train_classes: Optional[Sequence[Union[str, int]]] = None,
+                 test_vocabulary: Optional[VocabSpec] = None,
+                 train_classes: Optional[Union[VocabSpec, Sequence[int]]] = None,
                  negative_vocabulary: Optional[VocabSpec] = None,
                  num_negatives: int = 0,
                  train_cfg: Optional[dict] = None,
@@ -155,10 +159,15 @@ class OwlDetector(BaseModel):
                 type='ImgDataPreprocessor', mean=list(self.backbone.pixel_mean),
                 std=list(self.backbone.pixel_std), bgr_to_rgb=True, pad_size_divisor=TOKEN_SIZE))
 
-        self._vocabulary_spec = vocabulary
-        self._vocabulary: Optional[Vocabulary] = None
+        self._vocab_specs: Dict[str, Optional[VocabSpec]] = {'train': vocabulary,
+                                                            'test': test_vocabulary}
+        self._vocabs: Dict[str, Optional[Vocabulary]] = {'train': None, 'test': None}
+        self.fixed_train_vocabulary = vocabulary is not None
+        self.fixed_test_vocabulary = test_vocabulary is not None
         self._train_classes_spec = train_classes
+        self.fixed_train_classes = train_classes is not None
         self._negative_spec = negative_vocabulary
+        self._negative_exclude: set = set()
         if num_negatives < 0:
             raise ConfigError(f'num_negatives must be >= 0, got {num_negatives}')
         self.num_negatives = int(num_negatives)
@@ -173,15 +182,47 @@ class OwlDetector(BaseModel):
         self._warned_dropped = False
 
     # ------------------------------------------------------------ vocabulary
+    def _get_vocabulary(self, mode: str) -> Vocabulary:
+        if self._vocabs[mode] is None:
+            spec = self._vocab_specs[mode]
+            if spec is None and mode == 'test':
+                return self._get_vocabulary('train')
+            if spec is None:
+                raise VocabularyError(
+                    'this detector has no vocabulary: set model.vocabulary in the config, add '
+                    "custom_hooks=[dict(type='DetVocabularyHook')] to take it from the data set, "
+                    'or pass a vocabulary with each image')
+            self._vocabs[mode] = parse_vocabulary(spec)
+        return self._vocabs[mode]
+
     @property
-    def vocabulary(self) -> Vocabulary:
-        """The data set vocabulary (label order), parsed on first use."""
-        if self._vocabulary is None:
-            if self._vocabulary_spec is None:
-                raise VocabularyError('this detector has no vocabulary: set model.vocabulary in '
-                                      'the config or pass a vocabulary with each image')
-            self._vocabulary = parse_vocabulary(self._vocabulary_spec)
-        return self._vocabulary
+    def train_vocabulary(self) -> Vocabulary:
+        """Classes of the training labels (label order), parsed on first use."""
+        return self._get_vocabulary('train')
+
+    @property
+    def test_vocabulary(self) -> Vocabulary:
+        """Classes of the evaluation labels (default: the training vocabulary)."""
+        return self._get_vocabulary('test')
+
+    vocabulary = train_vocabulary
+
+    def set_vocabulary(self, vocabulary: VocabSpec, mode: str = 'train',
+                       train_classes: Optional[Union[VocabSpec, Sequence[int]]] = None) -> None:
+        """Replace the ``'train'`` or ``'test'`` vocabulary (what :class:`DetVocabularyHook` does)."""
+        if mode not in ('train', 'test'):
+            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        self._vocab_specs[mode] = vocabulary
+        self._vocabs[mode] = parse_vocabulary(vocabulary)
+        if mode == 'train':
+            if train_classes is not None:
+                self._train_classes_spec = train_classes
+            self._train_state = None
+
+    def exclude_from_negatives(self, names) -> None:
+        """Never sample these names (e.g. the evaluation classes) as pseudo-negatives."""
+        self._negative_exclude |= {normalize_name(n) for n in names}
+        self._train_state = None
 
     def encode_vocabulary(self, vocabulary: VocabSpec) -> Tensor:
         """``(K, E)`` normalised class embeddings on the model's device (cached)."""
@@ -194,29 +235,17 @@ class OwlDetector(BaseModel):
         """Training class indices, label map and pseudo-negative pool (once)."""
         if self._train_state is not None:
             return self._train_state
-        vocab = self.vocabulary
-        keys = [normalize_name(n) for n in vocab.names]
-        if self._train_classes_spec is None:
-            train_idx = list(range(len(vocab)))
-        else:
-            train_idx = []
-            for item in self._train_classes_spec:
-                if isinstance(item, int):
-                    if not 0 <= item < len(vocab):
-                        raise ConfigError(f'train_classes index {item} is outside the '
-                                          f'{len(vocab)}-class vocabulary')
-                    train_idx.append(item)
-                elif normalize_name(str(item)) in keys:
-                    train_idx.append(keys.index(normalize_name(str(item))))
-                else:
-                    raise ConfigError(f"train_classes names '{item}', which is not in the "
-                                      'vocabulary')
+        vocab = self.train_vocabulary
+        train_idx = self._train_class_indices(vocab)
         label_map = torch.full((len(vocab),), -1, dtype=torch.long)
         label_map[torch.tensor(train_idx, dtype=torch.long)] = torch.arange(len(train_idx))
         train_vocab = Vocabulary(tuple(vocab.classes[i] for i in train_idx))
         pool = None
         if self._negative_spec is not None and self.num_negatives > 0:
             taken = {normalize_name(n) for syn in vocab.classes for n in syn}
+            taken |= self._negative_exclude
+            if self._vocab_specs['test'] is not None:
+                taken |= {normalize_name(n) for syn in self.test_vocabulary.classes for n in syn}
             extra = [syn for syn in parse_vocabulary(self._negative_spec).classes
                      if not any(normalize_name(n) in taken for n in syn)]
             if not extra:
@@ -227,6 +256,31 @@ class OwlDetector(BaseModel):
         self._train_state = {'label_map': label_map, 'train_vocab': train_vocab, 'pool': pool,
                              'num_train': len(train_idx)}
         return self._train_state
+
+    def _train_class_indices(self, vocab: Vocabulary) -> List[int]:
+        spec = self._train_classes_spec
+        if spec is None:
+            return list(range(len(vocab)))
+        keys = [normalize_name(n) for n in vocab.names]
+        if isinstance(spec, str) or isinstance(spec, Vocabulary):
+            spec = parse_vocabulary(spec).names
+        indices = []
+        for item in spec:
+            if isinstance(item, bool) or not isinstance(item, (int, str)):
+                raise ConfigError(f'train_classes entries must be names or indices, got {item!r}')
+            if isinstance(item, int):
+                if not 0 <= item < len(vocab):
+                    raise ConfigError(f'train_classes index {item} is outside the '
+                                      f'{len(vocab)}-class vocabulary')
+                indices.append(item)
+            elif normalize_name(item) in keys:
+                indices.append(keys.index(normalize_name(item)))
+            else:
+                raise ConfigError(f"train_classes names '{item}', which is not in the "
+                                  'training vocabulary')
+        if not indices:
+            raise ConfigError('train_classes is empty')
+        return sorted(set(indices))
 
     def training_queries(self) -> Tuple[Tensor, int]:
         """``(K + n, E)`` queries for one step (training classes, then negatives), and K."""
@@ -290,7 +344,7 @@ class OwlDetector(BaseModel):
     def _forward(self, inputs: Tensor, data_samples=None) -> Dict[str, Tensor]:
         """Raw head outputs on the whole input canvas, with the vocabulary as queries."""
         feats = self.extract_features(inputs, _valid_sizes(data_samples))
-        return self.head(feats, self.encode_vocabulary(self.vocabulary))
+        return self.head(feats, self.encode_vocabulary(self.test_vocabulary))
 
     def loss(self, inputs: Tensor, data_samples: Sequence) -> Dict[str, Tensor]:
         """Hungarian-matched focal / L1 / GIoU (and objectness) losses."""
@@ -385,7 +439,7 @@ class OwlDetector(BaseModel):
         return results
 
     def _queries_for(self, vocabulary: Optional[VocabSpec]) -> Tensor:
-        return self.encode_vocabulary(self.vocabulary if vocabulary is None else vocabulary)
+        return self.encode_vocabulary(self.test_vocabulary if vocabulary is None else vocabulary)
 
     @torch.no_grad()
     def embed_image_queries(self, image: Tensor, boxes_xyxy: Tensor) -> Tuple[Tensor, List[ImageQuery]]:
