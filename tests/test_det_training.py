@@ -122,3 +122,30 @@ def test_bad_training_settings():
         det.training_queries()
     with pytest.raises(ConfigError, match='train_cfg'):
         build_tiny_detector(train_cfg=dict(sampler=None))
+
+
+def test_federated_mask_limits_the_class_loss():
+    from vitamin_dense.models import OwlDetector, OwlSetCriterion
+
+    class Sample:
+        def __init__(self, neg):
+            self.metainfo = {} if neg is None else {'neg_labels': neg}
+
+    label_map = torch.tensor([0, 1, -1, 2])  # vocabulary label 2 is not a training class
+    gt = [torch.tensor([1]), torch.tensor([0]), torch.tensor([2])]
+    mask = OwlDetector._federated_mask([Sample([0, 2, 3]), Sample([]), Sample(None)], gt,
+                                       label_map, num_queries=5, num_train=3)
+    expected = torch.tensor([[1, 1, 1, 1, 1],   # positive 1, verified absent 0 and 3->2
+                             [1, 0, 0, 1, 1],   # positive 0 only, + pseudo-negatives
+                             [1, 1, 1, 1, 1]],  # no federated info: every query
+                            dtype=torch.bool)
+    assert torch.equal(mask, expected)
+    # masked (image, query) pairs get no classification gradient
+    logits = torch.randn(3, 6, 5, requires_grad=True)
+    boxes = torch.rand(3, 6, 2).repeat(1, 1, 2) * torch.tensor([0.5, 0.5, 0.3, 0.3]) + 0.2
+    out = {'logits': logits, 'boxes': boxes, 'grid_hw': (2, 3)}
+    gt_boxes = [torch.tensor([[0., 0., 20., 20.]])] * 3
+    losses = OwlSetCriterion()(out, gt_boxes, gt, query_mask=mask)
+    losses['loss_cls'].backward()
+    assert (logits.grad[1][:, 1:3] == 0).all() and (logits.grad[1][:, 0] != 0).any()
+    assert (logits.grad[0] != 0).all()

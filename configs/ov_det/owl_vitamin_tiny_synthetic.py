@@ -27,9 +27,26 @@ model = dict(
     test_cfg=dict(score_thr=0.0, max_per_img=50, nms_iou=0.5),
 )
 
+# Training crops are always full 128 px (zoom in 1.0-1.6x, then crop): a randomly initialised
+# ViTamin has zero conv biases, so batch padding (exact zeros after normalisation) reaches its
+# LayerNorms as all-zero vectors, whose gradient is ~1/sqrt(eps) per norm: 1e10-1e14 in the
+# stem, and gradient clipping then shrinks the whole step to nothing. Pretrained weights (the
+# real recipes) have no such degenerate input.
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=False),
+    dict(type='mmdet.RandomFlip', prob=0.5),
+    dict(type='mmdet.RandomResize', scale=(128, 128), ratio_range=(1.0, 1.6),
+         resize_type='mmdet.Resize', keep_ratio=True),
+    dict(type='mmdet.RandomCrop', crop_size=(128, 128), crop_type='absolute',
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='mmdet.FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='mmdet.PackDetInputs'),
+]
 synthetic_train_generator = dict(num_images=200, image_size=128, seed=0)
 synthetic_val_generator = dict(num_images=50, image_size=128, seed=1)
-train_dataloader = dict(batch_size=8, dataset=dict(generator=synthetic_train_generator))
+train_dataloader = dict(batch_size=8, dataset=dict(generator=synthetic_train_generator,
+                                                    pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(generator=synthetic_val_generator))
 test_dataloader = val_dataloader
 

@@ -200,6 +200,11 @@ class OwlDetectionHead(BaseModule):
             space; this input lets the MLP correct for it. Off reproduces OWL.
         layer_norm_eps: epsilon of the merge LayerNorm (OWL: 1e-5).
         prior_prob: initial class / objectness probability (focal-loss prior).
+        logit_scale_init: initial per-token logit scale (``ELU(.) + 1`` starts
+            here; the shift starts at ``logit(prior_prob) / logit_scale_init``).
+            Cosines between class embeddings differ by tenths, so a scale of
+            ~10 lets the first steps separate classes (CLIP-style temperatures
+            are larger still); 1 is the plain ``Linear`` default.
     """
 
     def __init__(self,
@@ -211,6 +216,7 @@ class OwlDetectionHead(BaseModule):
                  box_position_input: bool = False,
                  layer_norm_eps: float = 1e-5,
                  prior_prob: float = 0.01,
+                 logit_scale_init: float = 10.0,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if box_anchor not in GRID_ANCHORS:
@@ -219,6 +225,9 @@ class OwlDetectionHead(BaseModule):
             raise ConfigError(f"unknown context '{context}'; choose from {CONTEXT_MODES}")
         if not 0 < prior_prob < 1:
             raise ConfigError(f'prior_prob must be in (0, 1), got {prior_prob}')
+        if logit_scale_init <= 0:
+            raise ConfigError(f'logit_scale_init must be positive, got {logit_scale_init}')
+        self.logit_scale_init = float(logit_scale_init)
         self.in_channels = in_channels
         self.embed_dim = embed_dim
         self.box_anchor = box_anchor
@@ -238,11 +247,14 @@ class OwlDetectionHead(BaseModule):
     def _init_head(self) -> None:
         """Boxes start at the token cells, scores at ``prior_prob``."""
         prior_logit = -math.log((1 - self.prior_prob) / self.prior_prob)
+        s0 = self.logit_scale_init
         nn.init.zeros_(self.box_head.dense2.weight)
         nn.init.zeros_(self.box_head.dense2.bias)
-        nn.init.constant_(self.class_head.logit_shift.bias, prior_logit)
+        # ELU(b) + 1 = s0: b = s0 - 1 when s0 >= 1, else log(s0) (the ELU's negative branch)
         nn.init.zeros_(self.class_head.logit_scale.weight)
-        nn.init.zeros_(self.class_head.logit_scale.bias)
+        nn.init.constant_(self.class_head.logit_scale.bias, s0 - 1 if s0 >= 1 else math.log(s0))
+        nn.init.zeros_(self.class_head.logit_shift.weight)
+        nn.init.constant_(self.class_head.logit_shift.bias, prior_logit / s0)
         if self.objectness_head is not None:
             nn.init.constant_(self.objectness_head.dense2.bias, prior_logit)
         if self.box_position is not None:

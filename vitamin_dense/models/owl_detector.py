@@ -106,6 +106,12 @@ class OwlDetector(BaseModel):
             Names that normalise to a ``vocabulary`` name (base or novel) are
             removed from the pool, so novel names never appear in training.
         num_negatives: pseudo-negatives per step.
+        federated_loss: LVIS-style federated classification loss: an image's
+            class loss covers only its positive classes, the classes verified
+            absent in it (its ``neg_labels`` metainfo; keep the key in
+            ``PackDetInputs.meta_keys``) and the pseudo-negatives, so classes
+            that may be present but are unannotated are never pushed down.
+            Images without ``neg_labels`` use every query.
         train_cfg: ``dict(assigner=...)``, mmdet's ``HungarianAssigner`` config.
         test_cfg: :class:`~vitamin_dense.models.owl_postprocess.OwlTestConfig` fields.
         loss_cls / loss_bbox / loss_iou / loss_obj: mmdet loss configs.
@@ -124,6 +130,7 @@ class OwlDetector(BaseModel):
                  train_classes: Optional[Union[VocabSpec, Sequence[int]]] = None,
                  negative_vocabulary: Optional[VocabSpec] = None,
                  num_negatives: int = 0,
+                 federated_loss: bool = False,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  loss_cls: Optional[dict] = None,
@@ -171,6 +178,7 @@ class OwlDetector(BaseModel):
         if num_negatives < 0:
             raise ConfigError(f'num_negatives must be >= 0, got {num_negatives}')
         self.num_negatives = int(num_negatives)
+        self.federated_loss = bool(federated_loss)
         self.query_iou_ratio = float(query_iou_ratio)
         train_cfg = dict(train_cfg or {})
         self.criterion = OwlSetCriterion(train_cfg.pop('assigner', None), loss_cls, loss_bbox,
@@ -350,7 +358,7 @@ class OwlDetector(BaseModel):
         """Hungarian-matched focal / L1 / GIoU (and objectness) losses."""
         state = self._prepare_training()
         feats = self.extract_features(inputs, _valid_sizes(data_samples))
-        queries, _ = self.training_queries()
+        queries, num_train = self.training_queries()
         outputs = self.head(feats, queries)
         label_map = state['label_map'].to(inputs.device)
         gt_boxes, gt_labels = [], []
@@ -367,7 +375,30 @@ class OwlDetector(BaseModel):
             self._warned_dropped = True
             logger.warning('%d ground-truth boxes of classes outside train_classes were ignored '
                            '(expected for open-vocabulary splits only)', dropped)
-        return self.criterion(outputs, gt_boxes, gt_labels)
+        query_mask = None
+        if self.federated_loss:
+            query_mask = self._federated_mask(data_samples, gt_labels, label_map,
+                                              queries.shape[0], num_train)
+        return self.criterion(outputs, gt_boxes, gt_labels, query_mask)
+
+    @staticmethod
+    def _federated_mask(data_samples, gt_labels, label_map: Tensor, num_queries: int,
+                        num_train: int) -> Tensor:
+        """``(B, Q)``: the queries each image's class loss covers (see ``federated_loss``)."""
+        mask = torch.zeros(len(data_samples), num_queries, dtype=torch.bool,
+                           device=label_map.device)
+        mask[:, num_train:] = True  # pseudo-negatives are absent by construction
+        for i, sample in enumerate(data_samples):
+            neg = sample.metainfo.get('neg_labels') if hasattr(sample, 'metainfo') else None
+            if neg is None:
+                mask[i, :num_train] = True
+                continue
+            mask[i, gt_labels[i]] = True
+            neg = torch.as_tensor(list(neg), dtype=torch.long, device=label_map.device)
+            if neg.numel():
+                neg = label_map[neg]
+                mask[i, neg[neg >= 0]] = True
+        return mask
 
     def predict(self, inputs: Tensor, data_samples: Sequence, rescale: bool = True) -> Sequence:
         """Detections in original-image coordinates, set as ``pred_instances``."""
