@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -65,6 +66,30 @@ def valid_token_mask(valid_hw: Sequence[Tuple[int, int]], grid_hw: Tuple[int, in
     for i, (h, w) in enumerate(valid_hw):
         mask[i, :-(-int(h) // TOKEN_SIZE), :-(-int(w) // TOKEN_SIZE)] = True
     return mask
+
+
+def name_key(name: str) -> str:
+    """A class name without qualifiers: ``'bus_(vehicle)'`` -> ``'bus'``."""
+    return normalize_name(re.sub(r'\([^)]*\)', ' ', name))
+
+
+def names_conflict(key: str, taken_keys: Sequence[str]) -> bool:
+    """Could ``key`` name the same thing as one of ``taken_keys``? (pseudo-negative filter)
+
+    Equal up to spaces or a plural ``s`` (``hot dog`` / ``hotdog``, ``ski`` / ``skis``),
+    or one contains the other as whole words (``keyboard`` / ``computer keyboard``). Loose
+    on purpose: dropping a harmless negative costs little, training a real class as a
+    negative costs recall. Synonyms that share no word (``couch`` / ``sofa``) still pass:
+    list them as synonyms in the vocabulary to exclude them.
+    """
+    squash = key.replace(' ', '')
+    for other in taken_keys:
+        o = other.replace(' ', '')
+        if squash == o or squash.rstrip('s') == o.rstrip('s'):
+            return True
+        if re.search(rf'\b{re.escape(other)}\b', key) or re.search(rf'\b{re.escape(key)}\b', other):
+            return True
+    return False
 
 
 def stack_queries(embeddings: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -254,8 +279,9 @@ class OwlDetector(BaseModel):
             taken |= self._negative_exclude
             if self._vocab_specs['test'] is not None:
                 taken |= {normalize_name(n) for syn in self.test_vocabulary.classes for n in syn}
+            taken_keys = [name_key(n) for n in taken]
             extra = [syn for syn in parse_vocabulary(self._negative_spec).classes
-                     if not any(normalize_name(n) in taken for n in syn)]
+                     if not any(names_conflict(name_key(n), taken_keys) for n in syn)]
             if not extra:
                 raise ConfigError('negative_vocabulary has no name outside the vocabulary')
             pool = Vocabulary(tuple(extra))
