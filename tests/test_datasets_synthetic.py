@@ -130,6 +130,8 @@ def test_vocabulary_has_synonyms():
     vocab = parse_vocabulary('dataset:synthetic')
     assert vocab.names == list(SyntheticSpec().classes)
     assert ('ring', 'annulus', 'hoop') in vocab.classes
+    seen = parse_vocabulary('dataset:synthetic_seen')
+    assert seen.names == list(SyntheticSpec(holdout='default').classes)
 
 
 def test_loads_through_mmdet_and_mmseg(root):

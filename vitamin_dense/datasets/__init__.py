@@ -5,6 +5,7 @@ OpenMMLab package; the data set classes (mmdet / mmseg subclasses) are
 registered when those import.
 """
 from ..utils.imports import openmmlab_available
+from . import class_names  # noqa: F401  (registers the dataset:NAME vocabularies)
 from .errors import DatasetError, DatasetFileError
 from .ov_splits import OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, ov_coco_classes
 from .synthetic import (DEFAULT_STUFF, DEFAULT_THINGS, DEFAULT_UNSEEN, SyntheticSpec,
@@ -21,5 +22,16 @@ if openmmlab_available():
     from .ov_lvis import OVLVISDataset
     from .synthetic_dataset import (SyntheticDetectionDataset, SyntheticPanopticDataset,
                                     SyntheticSemanticDataset)
+    from .panoptic import (CityscapesPanopticDataset, MapillaryPanopticDataset,
+                           OpenVocabADE20KPanopticDataset, OpenVocabCocoPanopticDataset)
+    from .semantic import (ADE20K847Dataset, OpenVocabADE20KDataset, OpenVocabCityscapesDataset,
+                           OpenVocabPascalContext59Dataset, OpenVocabPascalVOCDataset,
+                           PascalContext459Dataset, PascalVOC20Dataset)
+    from .transforms import LoadWideSemSegAnnotations
     __all__ += ['SyntheticPanopticDataset', 'SyntheticDetectionDataset',
-                'SyntheticSemanticDataset', 'OVCocoDataset', 'OVLVISDataset']
+                'SyntheticSemanticDataset', 'OVCocoDataset', 'OVLVISDataset',
+                'OpenVocabCocoPanopticDataset', 'OpenVocabADE20KPanopticDataset',
+                'CityscapesPanopticDataset', 'MapillaryPanopticDataset', 'OpenVocabADE20KDataset',
+                'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
+                'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset',
+                'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset', 'LoadWideSemSegAnnotations']

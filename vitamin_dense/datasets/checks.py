@@ -10,7 +10,7 @@ from __future__ import annotations
 import os.path as osp
 from typing import Iterable, Optional
 
-from .errors import DatasetError
+from .errors import DatasetFileError
 
 
 def join_root(data_root: Optional[str], path: str) -> str:
@@ -37,5 +37,5 @@ def require_paths(dataset: str, data_root: Optional[str], paths: Iterable[str],
         if not osp.exists(full):
             hint = '' if data_root is None or osp.isdir(data_root) else \
                 f' (data_root {data_root} does not exist)'
-            raise DatasetError(f'{dataset}: missing {full}{hint}; expected layout under '
+            raise DatasetFileError(f'{dataset}: missing {full}{hint}; expected layout under '
                                f'data_root: {layout}')

@@ -21,7 +21,6 @@ split from it.
 """
 from __future__ import annotations
 
-import copy
 from typing import List, Optional, Sequence
 
 from mmdet.datasets import CocoDataset
@@ -29,6 +28,7 @@ from mmengine.fileio import get_local_path
 
 from ..registry import DATASETS
 from ..text.vocabulary import normalize_name, register_builtin_vocabulary
+from ..utils.openmmlab_alias import alias_into_openmmlab
 from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, annotation_error,
                                 check_class_subset, check_first_image, describe_missing,
                                 require_file)
@@ -37,7 +37,8 @@ from .ov_splits import (OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, coco_classe
                         ov_coco_palette, random_palette, split_metainfo)
 
 OV_COCO_LAYOUT = ('data/coco/annotations/instances_{train,val}2017.json with images in '
-                  'data/coco/{train,val}2017/ (OVR-CNN instances_*_seen_2 / *_all_2 files work too)')
+                  'data/coco/{train,val}2017/ (OVR-CNN instances_*_seen_2 / *_all_2 files '
+                  'work too)')
 
 
 @DATASETS.register_module()
@@ -116,7 +117,6 @@ class OVCocoDataset(OpenVocabFilterMixin, CocoDataset):
                 "(the stock instances_*2017.json has them)")
         self.cat_ids = IdList(name_to_id[normalize_name(classes[i])] for i in keep)
         self.cat2label = {cat_id: label for cat_id, label in zip(self.cat_ids, keep)}
-        self.cat_img_map = copy.deepcopy(self.coco.cat_img_map)
         kept_ids = set(self.cat_ids)
 
         data_list, total_ann_ids = [], []
@@ -148,6 +148,8 @@ def _palette_for(classes: Sequence[str]):
     return [colours.get(name, fallback[i]) for i, name in enumerate(classes)]
 
 
+# stock mmdet configs (default_scope='mmdet') can name it too
+alias_into_openmmlab(OVCocoDataset, 'DATASETS', packages=('mmdet',))
 register_builtin_vocabulary('coco', lambda: list(coco_classes()))
 register_builtin_vocabulary('ov_coco', lambda: list(ov_coco_classes()))
 register_builtin_vocabulary('ov_coco_base', lambda: list(OV_COCO_BASE_CLASSES))

@@ -19,7 +19,6 @@ files without ``coco_url`` use ``file_name``.
 """
 from __future__ import annotations
 
-import copy
 from typing import Dict, List, Mapping, Optional, Sequence
 from urllib.parse import urlparse
 
@@ -28,6 +27,7 @@ from mmengine.fileio import get_local_path
 
 from ..registry import DATASETS
 from ..text.vocabulary import normalize_name, register_builtin_vocabulary
+from ..utils.openmmlab_alias import alias_into_openmmlab
 from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, annotation_error,
                                 check_class_subset, check_first_image, describe_missing,
                                 require_file)
@@ -85,7 +85,6 @@ class OVLVISDataset(OpenVocabFilterMixin, LVISV1Dataset):
         keep = labels_in_subset(self._metainfo['is_novel'], self.class_subset)
         self.cat_ids = IdList(selected[i]['id'] for i in keep)
         self.cat2label = {cat_id: label for cat_id, label in zip(self.cat_ids, keep)}
-        self.cat_img_map = copy.deepcopy(self.lvis.cat_img_map)
         kept_ids = set(self.cat_ids)
 
         data_list, total_ann_ids = [], []
@@ -161,4 +160,6 @@ def _image_file(img_info: dict) -> str:
     raise KeyError(f"image {img_info.get('id')} has neither 'coco_url' nor 'file_name'")
 
 
+# stock mmdet configs (default_scope='mmdet') can name it too
+alias_into_openmmlab(OVLVISDataset, 'DATASETS', packages=('mmdet',))
 register_builtin_vocabulary('lvis', lambda: list(lvis_v1_classes()))

@@ -235,6 +235,10 @@ def synthetic_vocabulary(thing_classes: Sequence[str] = DEFAULT_THINGS,
 
 
 register_builtin_vocabulary('synthetic', synthetic_vocabulary)
+# the classes of a holdout='default' training split (for train_vocabulary of the metrics)
+register_builtin_vocabulary('synthetic_seen', lambda: synthetic_vocabulary(
+    [c for c in DEFAULT_THINGS if c not in DEFAULT_UNSEEN],
+    [c for c in DEFAULT_STUFF if c not in DEFAULT_UNSEEN]))
 
 
 # ---------------------------------------------------------------------------

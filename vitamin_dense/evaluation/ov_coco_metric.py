@@ -20,6 +20,16 @@ does. Keys produced (prefix ``ov_coco/``), for ``bbox`` and, when evaluated,
 
 A split without any ground truth in the evaluated images reports -1
 (pycocotools' convention).
+
+mmdet 3.3 has a metric of the same name (``mmdet.OVCocoMetric``, keys
+``novel_ap50`` / ``base_ap50``, split names from ``dataset_meta``); it is not
+replaced. Configs with ``default_scope='vitamin_dense'`` get this one; a
+config in mmdet's scope names it ``type='vitamin_dense.OVCocoMetric'``.
+Differences: the split also works without ``base_classes`` in the metainfo,
+categories are matched by name (not the order of the json), only the images
+of the test data set are evaluated (a subset run is not penalised for the
+other images of the json), AP uses COCO's 100 detections per image, and
+values are not rounded.
 """
 from __future__ import annotations
 
@@ -42,8 +52,8 @@ from ..datasets.ov_splits import OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, na
 from ..errors import ConfigError
 from ..registry import METRICS
 from ..text.vocabulary import normalize_name
-from .ov_split_utils import (SPLITS, check_labels, format_table, mean_valid, processed_image_ids,
-                             split_labels)
+from .ov_split_utils import (SPLITS, check_labels, check_metrics, format_table, mean_valid,
+                             metrics_for, processed_image_ids, split_labels)
 
 _COCO_STATS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 _MAX_DETS = (1, 10, 100)
@@ -81,7 +91,7 @@ class OVCocoMetric(CocoMetric):
                  backend_args: Optional[dict] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        self.requested = _check_metrics(metric)
+        self.requested = check_metrics(metric)
         if ann_file is not None:
             require_file(ann_file, 'OV-COCO evaluation annotation file', OV_COCO_LAYOUT,
                          backend_args)
@@ -121,15 +131,6 @@ class OVCocoMetric(CocoMetric):
                             default_novel=names_to_mask(classes, OV_COCO_NOVEL_CLASSES),
                             default_base=names_to_mask(classes, OV_COCO_BASE_CLASSES))
 
-    def _metrics_for(self, preds: Sequence[dict]) -> List[str]:
-        has_masks = any('masks' in p for p in preds)
-        if self.requested is None:
-            return ['bbox', 'segm'] if has_masks else ['bbox']
-        if 'segm' in self.requested and not has_masks:
-            raise ConfigError("OVCocoMetric: metric 'segm' was requested but the predictions "
-                              "carry no masks (pred_instances.masks)")
-        return list(self.requested)
-
     # ------------------------------------------------------------------ evaluation
     def compute_metrics(self, results: list) -> Dict[str, float]:
         logger = MMLogger.get_current_instance()
@@ -168,7 +169,7 @@ class OVCocoMetric(CocoMetric):
 
         splits = self._splits(classes)
         eval_results: Dict[str, float] = OrderedDict()
-        for metric in self._metrics_for(preds):
+        for metric in metrics_for(self.requested, preds, 'OVCocoMetric'):
             coco_eval = self._evaluate(coco_gt, result_files, metric, img_ids, logger)
             eval_results.update(self._summaries(coco_eval, metric, classes, splits, logger))
         return eval_results
@@ -234,16 +235,6 @@ class OVCocoMetric(CocoMetric):
                              f'{ap:.4f}'])
             logger.info('\n' + format_table(rows))
         return out
-
-
-def _check_metrics(metric) -> Optional[List[str]]:
-    if metric is None:
-        return None
-    metrics = [metric] if isinstance(metric, str) else list(metric)
-    bad = [m for m in metrics if m not in ('bbox', 'segm')]
-    if bad or not metrics:
-        raise ConfigError(f"metric must be 'bbox', 'segm' or a list of them, got {metric!r}")
-    return metrics
 
 
 def _empty_results(coco_gt: COCO) -> COCO:

@@ -29,7 +29,7 @@ import logging
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from lvis import LVIS, LVISEval, LVISResults
 from mmdet.evaluation.metrics import LVISMetric
@@ -42,10 +42,10 @@ from ..datasets.ov_splits import LVIS_FREQUENCIES, LVIS_NOVEL_FREQUENCIES
 from ..errors import ConfigError
 from ..registry import METRICS
 from ..text.vocabulary import normalize_name
+from ..utils.openmmlab_alias import alias_into_openmmlab
 from .lvis_compat import lvis_numpy_compat
-from .ov_coco_metric import _check_metrics
-from .ov_split_utils import (check_labels, format_table, mean_valid, processed_image_ids,
-                             split_labels)
+from .ov_split_utils import (check_labels, check_metrics, format_table, mean_valid, metrics_for,
+                             processed_image_ids, split_labels)
 
 _LVIS_KEYS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc', 'APf')
 
@@ -58,9 +58,11 @@ class OVLVISMetric(LVISMetric):
         ann_file: the LVIS json of the test set (``lvis_v1_val.json``); required.
         metric: ``'bbox'``, ``'segm'`` or a list; ``None`` (default) evaluates
             ``bbox``, plus ``segm`` when the predictions carry masks.
-        novel_frequencies: frequency groups counted as novel (default rare).
+        novel_frequencies: frequency groups (of the json) counted as novel;
+            default: the data set's ``novel_frequencies`` metainfo, else
+            ``('r',)`` (rare), the OV-LVIS benchmark.
         novel_classes / base_classes: explicit split by name (overrides the
-            data set's ``is_novel`` metainfo and the frequencies).
+            frequencies; base defaults to every other class).
         max_dets: detections kept per image (LVIS: 300).
         classwise: also log (and return) per-class AP.
         format_only / outfile_prefix / backend_args / collect_device /
@@ -71,7 +73,7 @@ class OVLVISMetric(LVISMetric):
 
     def __init__(self, ann_file: Optional[str] = None,
                  metric: Union[None, str, Sequence[str]] = None,
-                 novel_frequencies: Sequence[str] = LVIS_NOVEL_FREQUENCIES,
+                 novel_frequencies: Optional[Sequence[str]] = None,
                  novel_classes: Optional[Sequence[str]] = None,
                  base_classes: Optional[Sequence[str]] = None,
                  max_dets: int = 300,
@@ -81,13 +83,13 @@ class OVLVISMetric(LVISMetric):
                  backend_args: Optional[dict] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        self.requested = _check_metrics(metric)
+        self.requested = check_metrics(metric)
         if ann_file is None:
             raise ConfigError('OVLVISMetric needs ann_file (the LVIS json, e.g. '
                               'data/lvis_v1/annotations/lvis_v1_val.json): federated LVIS '
                               'evaluation reads its negative and not-exhaustive category lists')
         require_file(ann_file, 'OV-LVIS evaluation annotation file', OV_LVIS_LAYOUT, backend_args)
-        bad = [f for f in novel_frequencies if f not in LVIS_FREQUENCIES]
+        bad = [f for f in novel_frequencies or () if f not in LVIS_FREQUENCIES]
         if bad:
             raise ConfigError(f'novel_frequencies must be among {LVIS_FREQUENCIES}, got {bad}')
         try:
@@ -99,7 +101,7 @@ class OVLVISMetric(LVISMetric):
         except (ValueError, KeyError, TypeError, AssertionError) as exc:
             raise annotation_error(ann_file, 'LVIS', exc) from exc
         self.ann_file = ann_file
-        self.novel_frequencies = tuple(novel_frequencies)
+        self.novel_frequencies = tuple(novel_frequencies) if novel_frequencies else None
         self.novel_classes = tuple(novel_classes) if novel_classes is not None else None
         self.base_classes = tuple(base_classes) if base_classes is not None else None
         if int(max_dets) <= 0:
@@ -110,31 +112,30 @@ class OVLVISMetric(LVISMetric):
     def _categories(self) -> List[dict]:
         """The json categories of the evaluated classes, in label order."""
         categories = sorted(self._lvis_api.dataset['categories'], key=lambda c: c['id'])
-        if not (self.dataset_meta and self.dataset_meta.get('classes')):
+        if self.dataset_meta and self.dataset_meta.get('classes'):
+            by_name = {normalize_name(c['name']): c for c in categories}
+            classes = list(self.dataset_meta['classes'])
+            missing = [c for c in classes if normalize_name(c) not in by_name]
+            if missing:
+                raise DatasetError(f'{self.ann_file} has no category {missing[:5]}: the '
+                                   'evaluator needs the LVIS ground truth of every class of '
+                                   'the data set')
+            categories = [by_name[normalize_name(c)] for c in classes]
+        else:
             MMLogger.get_current_instance().warning(
                 'OVLVISMetric: no dataset_meta; evaluating every category of the annotation file')
-            return categories
-        by_name = {normalize_name(c['name']): c for c in categories}
-        classes = list(self.dataset_meta['classes'])
-        missing = [c for c in classes if normalize_name(c) not in by_name]
-        if missing:
-            raise DatasetError(f'{self.ann_file} has no category {missing[:5]}: the evaluator '
-                               'needs the LVIS ground truth of every class of the data set')
-        no_freq = [c for c in classes if by_name[normalize_name(c)].get('frequency')
-                   not in LVIS_FREQUENCIES]
+        no_freq = [c['name'] for c in categories if c.get('frequency') not in LVIS_FREQUENCIES]
         if no_freq:
             raise DatasetError(f"{self.ann_file}: categories {no_freq[:5]} have no LVIS "
                                "'frequency' (r/c/f); an LVIS v1 annotation file is needed")
-        return [by_name[normalize_name(c)] for c in classes]
+        return categories
 
-    def _metrics_for(self, preds: Sequence[dict]) -> List[str]:
-        has_masks = any('masks' in p for p in preds)
-        if self.requested is None:
-            return ['bbox', 'segm'] if has_masks else ['bbox']
-        if 'segm' in self.requested and not has_masks:
-            raise ConfigError("OVLVISMetric: metric 'segm' was requested but the predictions "
-                              "carry no masks (pred_instances.masks)")
-        return list(self.requested)
+    def _novel_frequencies(self) -> Tuple[str, ...]:
+        if self.novel_frequencies is not None:
+            return self.novel_frequencies
+        if self.dataset_meta and self.dataset_meta.get('novel_frequencies'):
+            return tuple(self.dataset_meta['novel_frequencies'])
+        return LVIS_NOVEL_FREQUENCIES
 
     # ------------------------------------------------------------------ evaluation
     def compute_metrics(self, results: list) -> Dict[str, float]:
@@ -169,11 +170,11 @@ class OVLVISMetric(LVISMetric):
             logger.info(f'results are saved in {osp.dirname(outfile_prefix)}')
             return OrderedDict()
 
-        splits = split_labels(
-            classes, self.dataset_meta, self.novel_classes, self.base_classes,
-            default_novel=[c['frequency'] in self.novel_frequencies for c in categories])
+        novel_freq = self._novel_frequencies()
+        splits = split_labels(classes, None, self.novel_classes, self.base_classes,
+                              default_novel=[c['frequency'] in novel_freq for c in categories])
         eval_results: Dict[str, float] = OrderedDict()
-        for metric in self._metrics_for(preds):
+        for metric in metrics_for(self.requested, preds, 'OVLVISMetric'):
             lvis_eval = self._evaluate(lvis_gt, result_files, metric, logger)
             eval_results.update(self._summaries(lvis_eval, metric, classes, splits, logger))
         return eval_results
@@ -243,3 +244,7 @@ class _EmptyResults(LVISResults):
 
 def _empty_results(lvis_gt: LVIS) -> LVISResults:
     return _EmptyResults(lvis_gt)
+
+
+# stock mmdet configs (default_scope='mmdet') can name it too
+alias_into_openmmlab(OVLVISMetric, 'METRICS', packages=('mmdet',))

@@ -81,9 +81,33 @@ def check_labels(preds: Sequence[dict], num_classes: int) -> None:
     """Predicted labels must index the evaluated classes."""
     for pred in preds:
         labels = np.asarray(pred['labels'])
-        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ConfigError(f'a prediction has label {int(labels.max())} but the data set has '
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        if bad.size:
+            raise ConfigError(f'a prediction has label {int(bad[0])} but the data set has '
                               f'{num_classes} classes: labels must index dataset_meta["classes"]')
+
+
+def check_metrics(metric) -> Optional[List[str]]:
+    """Validate a metric's ``metric`` argument: None (automatic), 'bbox', 'segm' or a list."""
+    if metric is None:
+        return None
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    bad = [m for m in metrics if m not in ('bbox', 'segm')]
+    if bad or not metrics:
+        raise ConfigError(f"metric must be 'bbox', 'segm' or a list of them, got {metric!r}")
+    return metrics
+
+
+def metrics_for(requested: Optional[List[str]], preds: Sequence[dict], owner: str) -> List[str]:
+    """The IoU types to evaluate: ``bbox`` (+ ``segm`` when predictions carry masks) if
+    ``requested`` is None; an explicit ``segm`` without masks is an error."""
+    has_masks = any('masks' in p for p in preds)
+    if requested is None:
+        return ['bbox', 'segm'] if has_masks else ['bbox']
+    if 'segm' in requested and not has_masks:
+        raise ConfigError(f"{owner}: metric 'segm' was requested but the predictions carry no "
+                          'masks (pred_instances.masks)')
+    return list(requested)
 
 
 def format_table(rows: List[List[str]], title: Optional[str] = None) -> str:

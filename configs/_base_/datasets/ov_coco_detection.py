@@ -1,4 +1,5 @@
-# OV-COCO detection data: train on the 48 base classes, evaluate AP50 on 17 novel / 48 base / 65 all.
+# OV-COCO detection data: train on the 48 base classes; evaluate AP50 on 17 novel / 48 base / 65
+# all classes.
 #
 # Expected layout (the stock COCO 2017 files; OVR-CNN's instances_train2017_seen_2.json and
 # instances_val2017_all_2.json give the same data and can replace the two json files):

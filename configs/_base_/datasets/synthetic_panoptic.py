@@ -35,8 +35,8 @@ test_pipeline = [
     dict(type='mmdet.Resize', scale=(synthetic_image_size, synthetic_image_size), keep_ratio=True),
     dict(type='mmdet.LoadPanopticAnnotations', backend_args=backend_args),
     dict(type='mmdet.PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'seg_map_path', 'ori_shape', 'img_shape',
-                    'scale_factor')),
+         meta_keys=('img_id', 'img_path', 'seg_map_path', 'segments_info', 'ori_shape',
+                    'img_shape', 'scale_factor')),
 ]
 
 train_dataloader = dict(
@@ -69,11 +69,19 @@ val_dataloader = dict(
         backend_args=backend_args))
 test_dataloader = val_dataloader
 
-# PQ / SQ / RQ (all, things, stuff) through mmdet's CocoPanopticMetric (panopticapi).
+# PQ / SQ / RQ (all, things, stuff; panopticapi's matching through mmdet) and mIoU
+# (mmseg's IoUMetric), both split into seen / unseen classes when train_vocabulary
+# names the training classes (a derived config redefines val_evaluator, e.g. with
+# train_vocabulary='dataset:synthetic_seen' for a holdout='default' training split).
+# The panoptic metric reads the ground truth PackDetInputs packs (seg_map_path,
+# segments_info).
 val_evaluator = [
-    dict(type='mmdet.CocoPanopticMetric',
-         ann_file=data_root + 'annotations/panoptic_val.json',
-         seg_prefix=data_root + 'annotations/panoptic_val/',
-         nproc=1, backend_args=backend_args),
+    dict(type='OpenVocabPanopticMetric', train_vocabulary=None),
+    dict(type='OpenVocabIoUMetric', iou_metrics=['mIoU'], train_vocabulary=None),
 ]
 test_evaluator = val_evaluator
+# Instance mask AP (pycocotools through mmdet's CocoMetric), for models that output
+# pred_instances: add it with `val_evaluator = [..., synthetic_instance_metric]`.
+synthetic_instance_metric = dict(
+    type='OpenVocabCocoMetric', ann_file=data_root + 'annotations/instances_val.json',
+    metric='segm', train_vocabulary=None)
