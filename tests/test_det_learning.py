@@ -85,3 +85,27 @@ def test_short_training_run_beats_the_untrained_model(tmp_path):
     (crossing, n_cross), (inside, n_inside) = recall[True], recall[False]
     assert n_cross >= 10 and n_inside >= 10  # the data really has both kinds
     assert crossing >= 0.5 * inside and crossing > 0.2
+
+    result, ref = _api_and_runner_predictions(runner, tmp_path)
+    assert len(result) == len(ref) > 0
+    np.testing.assert_allclose(result.boxes, ref.bboxes.numpy(), atol=0.5)
+    np.testing.assert_allclose(result.scores, ref.scores.numpy(), atol=2e-3)
+
+
+def _api_and_runner_predictions(runner, tmp_path):
+    """The trained checkpoint through the Python API (its config read from the checkpoint)
+    and the runner's own prediction, for the first held-out image."""
+    from mmengine.dataset import pseudo_collate
+    from vitamin_dense.apis import Detector
+    from vitamin_dense.models.owl_vocabulary_hook import vocabulary_from_metainfo
+    runner.save_checkpoint(str(tmp_path), 'final.pth')
+    det = Detector(checkpoint=str(tmp_path / 'final.pth'), device='cpu', threshold=0.2)
+    assert det.input_size == 128  # the config's test resize, from the checkpoint's config
+    dataset = runner.val_dataloader.dataset
+    item = dataset[0]
+    vocab = vocabulary_from_metainfo(dataset.metainfo, 'the validation set')
+    result = det(item['data_samples'].img_path, vocab)
+    model = runner.model.eval()
+    data = model.data_preprocessor(pseudo_collate([item]), False)
+    ref = model.predict(data['inputs'], data['data_samples'])[0].pred_instances
+    return result, ref[ref.scores > 0.2]
