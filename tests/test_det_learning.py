@@ -4,16 +4,17 @@
 runner (mmdet's pipeline, Hungarian matching with mmdet's costs and losses,
 the vocabulary hook, COCO AP with mmdet's CocoMetric) on generated images, and
 is evaluated on held-out images of another seed: its AP must be far above the
-same model before training. Shapes that cross a window border (the 128 px
+same model before training (about 30 s on a free core). Shapes that cross a window border (the 128 px
 images are 2 x 2 windows of 64 px) must be found about as often as the others.
 """
 import numpy as np
+import pytest
 import torch
 
 from vitamin_dense.engine.config import build_runner, load_config
 
 CONFIG = 'configs/ov_det/owl_vitamin_tiny_synthetic.py'
-ITERS = 150
+ITERS = 400
 # An easier variant of the default shapes, so that a run of ~1 minute on 2 cores is enough.
 GENERATOR = dict(image_size=128, thing_classes=('circle', 'square', 'triangle'), min_size=0.25,
                  max_size=0.45, max_instances=3, void_prob=0.0)
@@ -24,11 +25,11 @@ def _options(root: str, work_dir: str) -> dict:
     return {
         'work_dir': work_dir,
         'train_dataloader.dataset.data_root': root,
-        'train_dataloader.dataset.generator': dict(GENERATOR, num_images=160, seed=0),
+        'train_dataloader.dataset.generator': dict(GENERATOR, num_images=200, seed=0),
         'val_dataloader.dataset.data_root': root,
-        'val_dataloader.dataset.generator': dict(GENERATOR, num_images=40, seed=1),
+        'val_dataloader.dataset.generator': dict(GENERATOR, num_images=50, seed=1),
         'test_dataloader.dataset.data_root': root,
-        'test_dataloader.dataset.generator': dict(GENERATOR, num_images=40, seed=1),
+        'test_dataloader.dataset.generator': dict(GENERATOR, num_images=50, seed=1),
         'val_evaluator.ann_file': ann, 'test_evaluator.ann_file': ann,
         'train_cfg.max_iters': ITERS, 'train_cfg.val_interval': ITERS,
         'param_scheduler': [
@@ -68,7 +69,17 @@ def _border_recall(model, dataset, window: int = 64, iou_thr: float = 0.5):
     return {k: (float(np.mean(v)) if v else float('nan'), len(v)) for k, v in found.items()}
 
 
-def test_short_training_run_beats_the_untrained_model(tmp_path):
+@pytest.fixture
+def one_thread():
+    """The tiny model's ops are too small to gain from threads, and two threads per process
+    slow down by an order of magnitude when other processes compete for the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_short_training_run_beats_the_untrained_model(tmp_path, one_thread):
     cfg = load_config(CONFIG, _options(str(tmp_path / 'data'), str(tmp_path / 'work')))
     runner = build_runner(cfg)
     untrained = runner.val_loop.run()
@@ -77,8 +88,8 @@ def test_short_training_run_beats_the_untrained_model(tmp_path):
     before, after = untrained['coco/bbox_mAP_50'], trained['coco/bbox_mAP_50']
     print(f'AP50 untrained {before:.3f} -> trained {after:.3f}; '
           f"AP {untrained['coco/bbox_mAP']:.3f} -> {trained['coco/bbox_mAP']:.3f}")
-    assert after >= 0.15 and after >= 5 * before + 0.1
-    assert trained['coco/bbox_mAP'] > untrained['coco/bbox_mAP'] + 0.03
+    assert after >= 0.2 and after >= 5 * before + 0.1
+    assert trained['coco/bbox_mAP'] >= 0.06 and trained['coco/bbox_mAP'] > 3 * untrained['coco/bbox_mAP']
 
     recall = _border_recall(runner.model, runner.val_dataloader.dataset)
     print(f'recall@0.5: across window borders {recall[True]}, inside one window {recall[False]}')
