@@ -76,3 +76,17 @@ def test_pickled_objects_are_refused(tmp_path):
         load_runner_checkpoint(str(truncated))
     with pytest.raises(WeightsError, match='not found'):
         load_runner_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_runner_builds_whatever_scope_was_current(tmp_path, scope):
+    """A stock-scope config, or an earlier mmdet inferencer, must not hide our runner."""
+    from mmengine.registry import init_default_scope
+    init_default_scope(scope)
+    cfg = toy_config(str(tmp_path), 2)
+    cfg.update(default_scope=scope, model=dict(type='vitamin_dense.ToyRegressor'))
+    cfg['train_dataloader']['dataset'] = dict(type='vitamin_dense.ToyPoints')
+    runner = build_runner(Config(cfg))
+    assert type(runner).__name__ == 'VitaminRunner'
+    runner.train()
+    assert (tmp_path / 'iter_2.pth').is_file()

@@ -37,31 +37,34 @@ def _tiny_overrides(with_mask: bool) -> dict:
     return opts
 
 
-def test_stock_style_config_builds_with_mmdets_registry():
-    """A plain mmdet config (default scope mmdet) naming ViTaminBackbone and our neck."""
+STOCK_STYLE = """
+default_scope = 'mmdet'
+custom_imports = dict(imports=['vitamin_dense'], allow_failed_imports=False)
+model = dict(
+    type='RetinaNet',
+    data_preprocessor=dict(type='DetDataPreprocessor', bgr_to_rgb=True),
+    backbone=dict(type='ViTaminBackbone', model_name='ViTamin-Tiny', weights=None,
+                  out_levels=('s8', 's16', 's32'), with_clip_map=False, return_tuple=True),
+    neck=dict(type='FPN', in_channels=[32, 64, 64], out_channels=32, start_level=0,
+              add_extra_convs='on_output', num_outs=5),
+    bbox_head=dict(
+        type='RetinaHead', num_classes=3, in_channels=32, feat_channels=32,
+        anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=3,
+                              ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True),
+        loss_bbox=dict(type='L1Loss')),
+    test_cfg=dict(nms_pre=100, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
+                  max_per_img=10))
+"""
+
+
+def test_stock_style_config_builds_with_mmdets_registry(tmp_path):
+    """A plain mmdet config file (default scope mmdet, custom_imports) naming ViTaminBackbone."""
     from mmdet.registry import MODELS
-    cfg = Config(dict(
-        default_scope='mmdet', custom_imports=dict(imports=['vitamin_dense']),
-        model=dict(type='RetinaNet',
-                   data_preprocessor=dict(type='DetDataPreprocessor', bgr_to_rgb=True),
-                   backbone=dict(type='ViTaminBackbone', model_name='ViTamin-Tiny', weights=None,
-                                 out_levels=('s8', 's16', 's32'), with_clip_map=False,
-                                 return_tuple=True),
-                   neck=dict(type='FPN', in_channels=[32, 64, 64], out_channels=32,
-                             start_level=0, add_extra_convs='on_output', num_outs=5),
-                   bbox_head=dict(type='RetinaHead', num_classes=3, in_channels=32,
-                                  feat_channels=32,
-                                  anchor_generator=dict(type='AnchorGenerator',
-                                                        octave_base_scale=4,
-                                                        scales_per_octave=3,
-                                                        ratios=[0.5, 1.0, 2.0],
-                                                        strides=[8, 16, 32, 64, 128]),
-                                  bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
-                                  loss_cls=dict(type='FocalLoss', use_sigmoid=True),
-                                  loss_bbox=dict(type='L1Loss')),
-                   test_cfg=dict(nms_pre=100, score_thr=0.05, nms=dict(type='nms',
-                                                                        iou_threshold=0.5),
-                                 max_per_img=10))))
+    path = tmp_path / 'retinanet_vitamin_tiny.py'
+    path.write_text(STOCK_STYLE)
+    cfg = Config.fromfile(str(path))  # imports vitamin_dense through custom_imports
     init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == 'ViTaminBackbone'

@@ -6,7 +6,8 @@ parses vocabularies; the model work is a *predictor*'s: any object with
     predict(images: Sequence[PreparedImage], vocabulary: Vocabulary,
             threshold: Optional[float]) -> List[SegmentationResult]
 
-plus ``name`` (for logs) and ``tasks`` (what ``task=`` values it serves).
+plus ``name`` (for logs) and ``tasks`` (what ``task=`` values it serves); an
+optional ``describe() -> str`` gives the demo's one-line summary of the model.
 :class:`TrainingFreePredictor` is the built-in one. A trained head plugs in by
 registering a factory::
 
@@ -185,6 +186,12 @@ class TrainingFreePredictor:
     @property
     def stride(self) -> int:
         return self.model.stride
+
+    def describe(self) -> str:
+        """One line for logs: model, weights, window and stride."""
+        backbone = self.model.backbone
+        return (f'{backbone.model_name} ({backbone.weights}), training-free: window '
+                f'{backbone.window_size}, stride {self.stride}')
 
     def clip_map(self, image: PreparedImage) -> Tuple[Tensor, Dict[str, Any]]:
         """Normalised CLIP map ``(1, E, h, w)`` of the processed image, cached."""

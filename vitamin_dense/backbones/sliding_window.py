@@ -121,7 +121,6 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
         raise ConfigError('max_windows_per_chunk must be at least 1')
     b, _, h, w = images.shape
     grid = plan_windows(h, w, window, stride)
-    padded = F.pad(images, (0, grid.padded_width - w, 0, grid.padded_height - h))
     jobs = [(i, y, x) for i in range(b) for (y, x) in grid.positions]
     chunks = [jobs[i:i + max_windows_per_chunk] for i in range(0, len(jobs), max_windows_per_chunk)]
     iterator = chunks
@@ -132,7 +131,7 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
     sums: Dict[str, Tensor] = {}
     scales: Dict[str, int] = {}
     for chunk in iterator:
-        batch = torch.stack([padded[i, :, y:y + window, x:x + window] for i, y, x in chunk])
+        batch = torch.stack([_window(images, i, y, x, window) for i, y, x in chunk])
         outputs = window_fn(batch)
         for name, out in outputs.items():
             scale = _output_stride(name, out, window)
@@ -152,6 +151,17 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
         stitched = acc / counts
         results[name] = stitched[..., :math.ceil(h / scale), :math.ceil(w / scale)]
     return results
+
+
+def _window(images: Tensor, i: int, y: int, x: int, window: int) -> Tensor:
+    """Window ``(y, x)`` of image ``i``, zero-padded where it passes the image edge.
+
+    Padding per window (instead of padding a copy of the whole image) keeps
+    one full-size image in memory, not two.
+    """
+    crop = images[i, :, y:y + window, x:x + window]
+    ph, pw = window - crop.shape[-2], window - crop.shape[-1]
+    return F.pad(crop, (0, pw, 0, ph)) if ph or pw else crop
 
 
 def _output_stride(name: str, out: Tensor, window: int) -> int:

@@ -35,3 +35,16 @@ if openmmlab_available():
                 'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
                 'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset',
                 'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset', 'LoadWideSemSegAnnotations']
+
+    # Stock tools (mmdet's DetInferencer, mmseg's MMSegInferencer) build data sets
+    # in their own scope: make ours reachable there too.
+    from ..utils.openmmlab_alias import alias_into_openmmlab
+    for _cls in (SyntheticPanopticDataset, SyntheticDetectionDataset, CityscapesPanopticDataset,
+                 MapillaryPanopticDataset, OpenVocabADE20KPanopticDataset,
+                 OpenVocabCocoPanopticDataset):
+        alias_into_openmmlab(_cls, 'DATASETS', packages=('mmdet',))
+    for _cls in (SyntheticSemanticDataset, ADE20K847Dataset, OpenVocabADE20KDataset,
+                 OpenVocabCityscapesDataset, OpenVocabPascalContext59Dataset,
+                 OpenVocabPascalVOCDataset, PascalContext459Dataset, PascalVOC20Dataset):
+        alias_into_openmmlab(_cls, 'DATASETS', packages=('mmseg',))
+    alias_into_openmmlab(LoadWideSemSegAnnotations, 'TRANSFORMS', packages=('mmseg',))

@@ -2,5 +2,6 @@
 from .checkpoint import find_resume_checkpoint, load_runner_checkpoint
 from .layer_decay import ViTaminLayerDecayOptimizerConstructor
 from .runner import VitaminRunner
+from .vocabulary_hook import DatasetVocabularyHook
 
-__all__ = ['VitaminRunner', 'ViTaminLayerDecayOptimizerConstructor', 'find_resume_checkpoint', 'load_runner_checkpoint']
+__all__ = ['VitaminRunner', 'DatasetVocabularyHook', 'ViTaminLayerDecayOptimizerConstructor', 'find_resume_checkpoint', 'load_runner_checkpoint']

@@ -76,13 +76,23 @@ def enable_show_dir(cfg, show_dir: str) -> None:
 
 
 def build_runner(cfg):
-    """Build the config's runner (our :class:`VitaminRunner` unless it names another)."""
+    """Build the config's runner (our :class:`VitaminRunner` unless it names another).
+
+    The config's default scope is made current first: another OpenMMLab tool
+    used earlier in the process (an mmdet inferencer, say) may have left its
+    own scope current, where our runner is not registered.
+    """
     from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+    from mmengine.registry import init_default_scope
 
     from ..registry import RUNNERS, register_all_modules
     register_all_modules(init_default_scope=False)
     cfg.setdefault('default_scope', 'vitamin_dense')
+    init_default_scope(cfg.default_scope)
     runner_type = cfg.get('runner_type', 'VitaminRunner')
-    registry = RUNNERS if runner_type in RUNNERS.module_dict else MMENGINE_RUNNERS
+    if runner_type in RUNNERS.module_dict:
+        # A scoped name resolves whatever the config's default scope is.
+        cfg.runner_type = f'vitamin_dense.{runner_type}'
+        return RUNNERS.build(cfg)
     cfg.runner_type = runner_type
-    return registry.build(cfg)
+    return MMENGINE_RUNNERS.build(cfg)

@@ -144,11 +144,12 @@ def iter_resampled(scores: Tensor, out_size: Tuple[int, int], region: Region = F
 def labels_from_scores(scores: Tensor, threshold: Optional[float] = None,
                        are_logits: bool = True) -> Tensor:
     """Arg-max labels over dim 0 of ``(K, ...)`` scores; ``-1`` where the top probability < threshold."""
-    labels = scores.argmax(dim=0)
+    # max(dim) returns the first maximal index like argmax, and is much faster on CPU.
+    top, labels = scores.max(dim=0)
     if threshold is not None:
-        probs = scores.softmax(dim=0) if are_logits else scores
-        labels = torch.where(probs.max(dim=0).values < threshold,
-                             torch.full_like(labels, NO_CLASS), labels)
+        if are_logits:  # top softmax probability without the full softmax
+            top = 1.0 / torch.exp(scores - top.unsqueeze(0)).sum(dim=0)
+        labels = torch.where(top < threshold, torch.full_like(labels, NO_CLASS), labels)
     return labels
 
 
@@ -171,12 +172,12 @@ def label_map(scores: Tensor, out_size: Tuple[int, int], region: Region = FULL_R
     k = scores.shape[0]
     height, width = int(out_size[0]), int(out_size[1])
     labels = np.empty((height, width), dtype=label_dtype(k))
-    counts = torch.zeros(k + 1, dtype=torch.int64, device=scores.device)
+    counts = np.zeros(k + 1, dtype=np.int64)
     for r0, r1, band in iter_resampled(scores, (height, width), region, max_band_bytes):
         band_labels = labels_from_scores(band, threshold, are_logits)
-        counts += torch.bincount(band_labels.reshape(-1) + 1, minlength=k + 1)
         labels[r0:r1] = band_labels.cpu().numpy().astype(labels.dtype, copy=False)
-    return labels, counts.cpu().numpy()
+        counts += np.bincount(labels[r0:r1].ravel() + 1, minlength=k + 1)
+    return labels, counts
 
 
 def check_threshold(threshold: Optional[float]) -> Optional[float]:

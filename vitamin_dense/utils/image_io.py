@@ -148,7 +148,7 @@ def _read_file(path: str, background: Tuple[int, int, int], exif: bool) -> np.nd
             decoded, cv_error = None, exc
     if decoded is None:
         return _read_with_pil_or_fail(path, data, background, exif, captured.text, cv_error)
-    array = to_rgb_uint8(_bgr_to_rgb(decoded), background, what=path)
+    array = to_rgb_uint8(_bgr_to_rgb_inplace(decoded), background, what=path)
     if captured.text:
         logger.debug('decoder messages for %s: %s', path, captured.text)
     if exif:
@@ -163,6 +163,17 @@ def _bgr_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 4:
         return array[..., [2, 1, 0, 3]]
     return array
+
+
+def _bgr_to_rgb_inplace(array: np.ndarray) -> np.ndarray:
+    """Swap colour channels of a freshly decoded array in place (no second full-size copy)."""
+    if array.ndim == 3 and array.shape[2] in (3, 4) and array.flags.c_contiguous:
+        code = cv2.COLOR_BGR2RGB if array.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
+        try:
+            return cv2.cvtColor(array, code, dst=array)
+        except cv2.error:  # a depth cvtColor does not take (e.g. int32): copy instead
+            pass
+    return _bgr_to_rgb(array)
 
 
 def _read_with_pil_or_fail(path: str, data: bytes, background, exif: bool, native: str,
@@ -245,10 +256,7 @@ def _captured_native_stderr() -> Iterator[_Captured]:
     back so that it can become part of a one-line error instead of noise.
     """
     captured = _Captured()
-    try:
-        fd = sys.stderr.fileno() if sys.stderr is not None else 2
-    except (AttributeError, OSError, ValueError):
-        fd = 2
+    fd = 2  # C libraries write to the process's fd 2, whatever sys.stderr is
     with _STDERR_LOCK:
         old_level = _set_cv_log_level(0)
         saved = None

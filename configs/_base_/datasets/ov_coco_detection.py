@@ -10,7 +10,7 @@
 #
 # Training pipeline: large-scale jitter at 896 (resize by 0.1-2.0, crop 896x896), as F-ViT and
 # the OWL-ViT recipes. Padding to 896x896 is the model's data preprocessor's job, e.g.
-#   data_preprocessor=dict(..., batch_augments=[dict(type='mmdet.BatchFixedShapePad',
+#   data_preprocessor=dict(..., batch_augments=[dict(type='mmdet.BatchFixedSizePad',
 #                                                     size=image_size)])
 # Test: resize the longer side to 896 (keep ratio); predictions are mapped back to the
 # original image by the model, and the metric reads original-image coordinates.

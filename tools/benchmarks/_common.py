@@ -1,0 +1,193 @@
+"""Shared helpers of the benchmark subcommands: timing, peak memory, isolation, tables.
+
+Peak memory
+-----------
+* GPU: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``,
+  minus what was allocated before the measured calls (tensors only, as the
+  caching allocator reports them).
+* CPU: the process's resident set size (``/proc/self/statm``) sampled every
+  millisecond by a background thread while the measured calls run (PyTorch
+  kernels release the GIL, so the sampler keeps running); reported as the
+  peak minus the RSS just before the calls. A spike shorter than the sampling
+  interval can be missed, and allocator caches of earlier work in the same
+  process distort it, which is why each measurement runs in a fresh
+  sub-process by default (:func:`run_isolated`). ``ru_maxrss`` (lifetime
+  peak, model construction included) is reported as a cross-check.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+
+MB = 2 ** 20
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, ValueError, IndexError):  # not Linux: fall back to the lifetime peak
+        return max_rss_bytes()
+
+
+def max_rss_bytes() -> int:
+    """Lifetime peak RSS (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == 'darwin' else peak * 1024
+
+
+def release_free_memory() -> None:
+    """Hand memory freed earlier (e.g. the text tower of a CLIP build) back to the OS.
+
+    glibc keeps small freed blocks in its heap, where they would silently
+    serve the measured code and hide part of its peak.
+    """
+    gc.collect()
+    if sys.platform.startswith('linux'):
+        try:
+            import ctypes
+            ctypes.CDLL('libc.so.6').malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+class PeakMemory:
+    """Context manager measuring the peak memory of the code it wraps (see module doc)."""
+
+    def __init__(self, device: torch.device, interval: float = 0.001):
+        self.device = device
+        self.interval = interval
+        self.baseline = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def __enter__(self) -> 'PeakMemory':
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.baseline = torch.cuda.memory_allocated(self.device)
+        else:
+            release_free_memory()
+            self.baseline = rss_bytes()
+            self.peak = self.baseline
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, rss_bytes())
+
+    @property
+    def extra_mb(self) -> float:
+        """Peak above the level just before the measured code, in MiB."""
+        return (self.peak - self.baseline) / MB
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / MB
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn: Callable[[], Any], repeats: int, warmup: int,
+               device: torch.device) -> List[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run_isolated(argv: Sequence[str], timeout: Optional[float] = None) -> Dict[str, Any]:
+    """Run ``tools/benchmark.py ARGV`` in a fresh interpreter; return its last JSON line."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'benchmark.py')
+    proc = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True,
+                          timeout=timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
+        raise RuntimeError(f'benchmark worker failed (exit {proc.returncode}): {tail}')
+    return json.loads(lines[-1])
+
+
+def format_table(rows: Sequence[Dict[str, Any]], columns: Sequence[tuple]) -> str:
+    """A plain-text table; ``columns`` = ``(key, header, format)`` triples."""
+    cells = [[h for _, h, _ in columns]]
+    for row in rows:
+        line = []
+        for key, _, fmt in columns:
+            value = row.get(key)
+            line.append('-' if value is None else (fmt.format(value) if fmt else str(value)))
+        cells.append(line)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    out = []
+    for n, r in enumerate(cells):
+        out.append('  '.join(c.rjust(w) if n and _numeric(c) else c.ljust(w)
+                             for c, w in zip(r, widths)).rstrip())
+        if n == 0:
+            out.append('  '.join('-' * w for w in widths))
+    return '\n'.join(out)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text.replace('x', '').replace(',', ''))
+        return True
+    except ValueError:
+        return False
+
+
+def parse_size(text: str) -> tuple:
+    """``'1344'`` -> (1344, 1344); ``'800x1333'`` -> (800, 1333) (height x width)."""
+    parts = text.lower().split('x')
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"bad size '{text}': use N or HxW") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(f"bad size '{text}': use N or HxW with positive numbers")
+    return values
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return f'CPU ({torch.get_num_threads()} threads)'
+
+
+__all__ = ['MB', 'PeakMemory', 'rss_bytes', 'max_rss_bytes', 'time_calls', 'synchronize',
+           'run_isolated', 'format_table', 'parse_size', 'device_name']
