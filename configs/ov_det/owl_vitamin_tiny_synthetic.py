@@ -5,11 +5,15 @@
 #   OMP_NUM_THREADS=1 python tools/train.py configs/ov_det/owl_vitamin_tiny_synthetic.py
 #   python tools/test.py configs/ov_det/owl_vitamin_tiny_synthetic.py \
 #       work_dirs/owl_vitamin_tiny_synthetic/iter_6000.pth --show-dir vis
-#   python demo/detect.py data/synthetic/images/val/000000.jpg --vocab "circle,square,star" \
+#   python demo/detect.py data/synthetic/images/val/000042.jpg --vocab dataset:synthetic \
 #       --checkpoint work_dirs/owl_vitamin_tiny_synthetic/iter_6000.pth
 #
 # ViTamin-Tiny (64 px window, random init: no weights exist for it) is fine-tuned end to end;
-# 128 px images are 2 x 2 windows, so many shapes cross a window border.
+# 128 px images are 2 x 2 windows, so many shapes cross a window border. Its text tower is
+# random too, so only the training prompts mean anything: query the trained model with the
+# data set's own classes and synonyms (dataset:synthetic), not with new names.
+# Reference run (6000 iterations, ~6.5 min on one core): held-out AP 0.351 / AP50 0.524
+# (untrained: 0.000).
 _base_ = [
     '../_base_/models/owl_vitamin.py',
     '../_base_/datasets/synthetic_detection.py',
