@@ -142,3 +142,23 @@ def test_query_box_checks():
     with pytest.raises(QueryError, match='inverted'):
         check_query_box(torch.tensor([5., 5., 5., 9.]), (50, 100))
 
+
+
+def test_box_drawing_sizes_legend_and_stacked_tags():
+    from vitamin_dense.visualization import detection_legend, draw_boxes, draw_detections
+    image = np.full((60, 200, 3), 40, np.uint8)  # small and wide: drawn enlarged, legend below
+    boxes = np.array([[10, 10, 50, 40], [10, 10, 52, 41], [120, 5, 190, 55]], float)
+    drawn = draw_detections(image, boxes, [0, 1, 0], [0.9, 0.5, 0.7], ['cat', 'dog'])
+    assert drawn.shape[1] >= 200 * 256 // 60 - 1 and drawn.shape[0] > 256  # enlarged + legend
+    entries = detection_legend(['cat', 'dog'], [(255, 0, 0), (0, 255, 0)], [0, 1, 0],
+                               [0.9, 0.5, 0.7])
+    assert [e.label for e in entries] == ['cat', 'dog'] and '2 boxes' in entries[0].value
+    assert 'no detection' in detection_legend(['cat'], [(1, 2, 3)], [])[0].label
+    # two boxes sharing a corner: both tags stay readable (stacked, not drawn over each other)
+    plain = draw_boxes(np.zeros((100, 100, 3), np.uint8), boxes[:2] + 30, [0, 1], [0.9, 0.5],
+                       ['cat', 'dog'], [(255, 0, 0), (0, 255, 0)], line_height=14)
+    # the lower box's outline alone leaves ~75 green pixels visible; with its tag ~220
+    assert (plain == (0, 255, 0)).all(-1).sum() > 150 and (plain == (255, 0, 0)).all(-1).sum() > 150
+    assert draw_detections(image, np.zeros((0, 4)), [], [], ['cat']).shape[2] == 3
+    with pytest.raises(ValueError, match='index'):
+        draw_detections(image, boxes[:1], [2], [0.5], ['cat', 'dog'])

@@ -35,6 +35,24 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int],
     thickness = thickness or max(1, round(max(h, w) / 400))
     scale, text_thick = _tag_font(line_height)
     order = np.argsort(np.asarray(scores)) if scores is not None else np.arange(len(boxes))
+    pad = max(2, line_height // 8)
+    texts, places, taken = {}, {}, []
+    for i in order[::-1]:  # tag positions best-first: the best box keeps the natural spot
+        x1, y1 = (int(round(float(v))) for v in boxes[i][:2])
+        x1, y1 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1)
+        label = int(labels[i])
+        text = class_names[label] if scores is None else \
+            f'{class_names[label]} {float(scores[i]):.2f}'
+        text = ascii_text(text)
+        (tw, th), base = cv2.getTextSize(text, FONT, scale, text_thick)
+        tag_w, tag_h = tw + 2 * pad, th + base + 2 * pad
+        top = y1 - tag_h if y1 - tag_h >= 0 else y1  # above the box, else inside it
+        left = min(x1, max(0, w - tag_w))
+        while any(left < r and left + tag_w > l and top < b and top + tag_h > t
+                  for l, t, r, b in taken) and top + 2 * tag_h <= h:
+            top += tag_h  # stack tags of boxes that share a corner instead of overlapping
+        taken.append((left, top, left + tag_w, top + tag_h))
+        texts[int(i)], places[int(i)] = (text, th), (left, top, tag_w, tag_h)
     for i in order:
         x1, y1, x2, y2 = (int(round(float(v))) for v in boxes[i])
         x1, x2 = sorted((min(max(x1, 0), w - 1), min(max(x2, 0), w - 1)))
@@ -42,14 +60,9 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int],
         label = int(labels[i])
         color = tuple(int(c) for c in colors[label])
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
-        text = class_names[label] if scores is None else f'{class_names[label]} {float(scores[i]):.2f}'
-        text = ascii_text(text)
-        (tw, th), base = cv2.getTextSize(text, FONT, scale, text_thick)
-        pad = max(2, line_height // 8)
-        tag_h = th + base + 2 * pad
-        top = y1 - tag_h if y1 - tag_h >= 0 else y1  # above the box, else inside it
-        left = min(x1, max(0, w - tw - 2 * pad))
-        cv2.rectangle(out, (left, top), (left + tw + 2 * pad, top + tag_h), color, -1)
+        text, th = texts[int(i)]
+        left, top, tag_w, tag_h = places[int(i)]
+        cv2.rectangle(out, (left, top), (left + tag_w, top + tag_h), color, -1)
         cv2.putText(out, text, (left + pad, top + pad + th), FONT, scale, text_color_for(color),
                     text_thick, cv2.LINE_AA)
     return out
