@@ -16,3 +16,6 @@ __all__ = [
     'available_predictors', 'content_key', 'resolve_device', 'DEFAULT_MAX_SIDE',
     'FCCLIPPredictor', 'MaskSegmentationResult',
 ]
+from .detection_results import DetectionResult  # noqa: E402,F401
+from .detector import (Detector, QueryError, build_detector, check_query_box,  # noqa: E402,F401
+                       default_detector_config, parse_box)

@@ -11,3 +11,4 @@ __all__ = [
     'render_legend', 'resize_for_display', 'NO_CLASS_COLOR', 'class_colors', 'color_for_name',
     'palette', 'palette_color', 'text_color_for',
 ]
+from .boxes import detection_legend, draw_boxes, draw_detections  # noqa: E402,F401

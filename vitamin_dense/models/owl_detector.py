@@ -1,0 +1,536 @@
+"""OWL-ViT-style open-vocabulary detector on the ViTamin sliding-window backbone.
+
+    image -> sliding windows -> stitched s16 tokens -> fc_norm(token) * context
+          -> LayerNorm -> per-token box / class / objectness heads
+    vocabulary -> CLIP text tower -> class embeddings (queries)
+
+Design decisions (see also :mod:`vitamin_dense.heads.owl_heads`):
+
+* **Heads on the stitched token map**, not per window. The backbone averages
+  overlapping windows into one token map of the whole image; every token
+  predicts exactly one box, in coordinates normalised to the *image's* token
+  grid. So there is nothing to merge across windows: an object on a window
+  border is seen by the tokens on both sides but predicted once per token, as
+  anywhere else, and boxes larger than a window are representable (a per-window
+  head could not predict them, and would need cross-window de-duplication).
+* **The grid** of an ``H x W`` input is ``ceil(H/16) x ceil(W/16)`` tokens; the
+  box bias of a token is its own 16 px cell in that grid. Non-square images get
+  non-square grids; nothing is padded to a square, and predicted boxes map back
+  to the original image by the per-axis scale of the resize alone.
+* **The CLS substitute** (``head.context``): ViTamin has no CLS token; its CLIP
+  image embedding pools ``fc_norm(mean(tokens))``. The default ``'image'``
+  multiplies each ``fc_norm(token)`` by ``fc_norm(mean of the image's valid
+  tokens)``: the same pooled token ViTamin's own CLIP head uses, computed over
+  the whole image so that all windows share one context (no seams at window
+  borders) and padding never enters it. ``'window'`` uses each window's pooled
+  token (exactly what the window saw in pretraining, but different on either
+  side of a window border); ``'none'`` skips the product.
+* **Batch independence**: at inference, images are cropped to their own size
+  (``img_shape``) and run in groups of equal size, so an image's detections
+  never depend on the other images of the batch or on batch padding.
+* **Training**: one query per training class plus sampled pseudo-negative
+  class names; Hungarian matching and focal / L1 / GIoU losses with mmdet's
+  components (:class:`~vitamin_dense.models.owl_criterion.OwlSetCriterion`),
+  imported only when training.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from ..backbones.sliding_window import TOKEN_SIZE, sliding_window_forward
+from ..errors import ConfigError, VocabularyError
+from ..heads.image_query import ImageQuery, select_query_embedding
+from ..heads.owl_heads import OwlDetectionHead, boxes_to_pixels, masked_token_mean
+from ..registry import MODELS, register_openmmlab_alias
+from ..text.vocabulary import VocabSpec, Vocabulary, normalize_name, parse_vocabulary
+from .owl_criterion import OwlSetCriterion
+from .owl_postprocess import OwlTestConfig, rescale_boxes, select_detections, token_scores
+
+logger = logging.getLogger(__name__)
+
+
+def valid_token_mask(valid_hw: Sequence[Tuple[int, int]], grid_hw: Tuple[int, int],
+                     device=None) -> Tensor:
+    """``(B, H, W)`` True for tokens that cover image pixels (not batch padding)."""
+    gh, gw = grid_hw
+    mask = torch.zeros(len(valid_hw), gh, gw, dtype=torch.bool, device=device)
+    for i, (h, w) in enumerate(valid_hw):
+        mask[i, :-(-int(h) // TOKEN_SIZE), :-(-int(w) // TOKEN_SIZE)] = True
+    return mask
+
+
+def name_key(name: str) -> str:
+    """A class name without qualifiers: ``'bus_(vehicle)'`` -> ``'bus'``."""
+    return normalize_name(re.sub(r'\([^)]*\)', ' ', name))
+
+
+def names_conflict(key: str, taken_keys: Sequence[str]) -> bool:
+    """Could ``key`` name the same thing as one of ``taken_keys``? (pseudo-negative filter)
+
+    Equal up to spaces or a plural ``s`` (``hot dog`` / ``hotdog``, ``ski`` / ``skis``),
+    or one contains the other as whole words (``keyboard`` / ``computer keyboard``). Loose
+    on purpose: dropping a harmless negative costs little, training a real class as a
+    negative costs recall. Synonyms that share no word (``couch`` / ``sofa``) still pass:
+    list them as synonyms in the vocabulary to exclude them.
+    """
+    squash = key.replace(' ', '')
+    for other in taken_keys:
+        o = other.replace(' ', '')
+        if squash == o or squash.rstrip('s') == o.rstrip('s'):
+            return True
+        if re.search(rf'\b{re.escape(other)}\b', key) or re.search(rf'\b{re.escape(key)}\b', other):
+            return True
+    return False
+
+
+def stack_queries(embeddings: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+    """Pad per-image query sets ``(Q_i, E)`` into ``(B, Q, E)`` and a ``(B, Q)`` mask."""
+    q = max(e.shape[0] for e in embeddings)
+    first = embeddings[0]
+    out = first.new_zeros(len(embeddings), q, first.shape[1])
+    mask = torch.zeros(len(embeddings), q, dtype=torch.bool, device=first.device)
+    for i, e in enumerate(embeddings):
+        out[i, :e.shape[0]] = e
+        mask[i, :e.shape[0]] = True
+    return out, mask
+
+
+@MODELS.register_module()
+@register_openmmlab_alias()
+class OwlDetector(BaseModel):
+    """Open-vocabulary detector: OWL-ViT / OWLv2 heads on ViTamin tokens.
+
+    Args:
+        backbone: :class:`~vitamin_dense.backbones.ViTaminBackbone` config
+            (only its ``s16`` tokens are used; frozen or fine-tuned as it says).
+        text_encoder: :class:`~vitamin_dense.text.TextClassifier` config; by
+            default the text tower of the backbone's CLIP model and weights.
+        head: :class:`~vitamin_dense.heads.OwlDetectionHead` config (its widths
+            are filled in from the backbone and the text encoder).
+        vocabulary: the training data's class names in its label order (any
+            :func:`~vitamin_dense.text.parse_vocabulary` spec). None: taken
+            from the training data set by :class:`DetVocabularyHook`.
+        test_vocabulary: the evaluation data's classes (label order); None:
+            from the evaluation data set (hook), else ``vocabulary``. A sample
+            may also bring its own ``vocabulary`` in its metainfo.
+        train_classes: the classes used as training queries (a vocabulary
+            spec of names, or indices into ``vocabulary``; default all). Open-
+            vocabulary splits use the base classes (the hook takes the data
+            set's ``base_labels``); boxes of other classes are ignored.
+        negative_vocabulary: a pool of extra class names; ``num_negatives`` of
+            them are sampled at every step as pseudo-negative queries (OWL-ViT).
+            Names that normalise to a ``vocabulary`` name (base or novel) are
+            removed from the pool, so novel names never appear in training.
+        num_negatives: pseudo-negatives per step.
+        federated_loss: LVIS-style federated classification loss: an image's
+            class loss covers only its positive classes, the classes verified
+            absent in it (its ``neg_labels`` metainfo; keep the key in
+            ``PackDetInputs.meta_keys``) and the pseudo-negatives, so classes
+            that may be present but are unannotated are never pushed down.
+            Images without ``neg_labels`` use every query.
+        train_cfg: ``dict(assigner=...)``, mmdet's ``HungarianAssigner`` config.
+        test_cfg: :class:`~vitamin_dense.models.owl_postprocess.OwlTestConfig` fields.
+        loss_cls / loss_bbox / loss_iou / loss_obj: mmdet loss configs.
+        query_iou_ratio: one-shot queries keep boxes within this fraction of
+            the best IoU with the exemplar (OWL-ViT: 0.8).
+        data_preprocessor: default MMEngine's ``ImgDataPreprocessor`` with the
+            backbone's CLIP mean / std, BGR -> RGB and padding to 16 px.
+    """
+
+    def __init__(self,
+                 backbone: Union[dict, torch.nn.Module],
+                 text_encoder: Optional[Union[dict, torch.nn.Module]] = None,
+                 head: Optional[dict] = None,
+                 vocabulary: Optional[VocabSpec] = None,
+                 test_vocabulary: Optional[VocabSpec] = None,
+                 train_classes: Optional[Union[VocabSpec, Sequence[int]]] = None,
+                 negative_vocabulary: Optional[VocabSpec] = None,
+                 num_negatives: int = 0,
+                 federated_loss: bool = False,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 loss_cls: Optional[dict] = None,
+                 loss_bbox: Optional[dict] = None,
+                 loss_iou: Optional[dict] = None,
+                 loss_obj: Optional[dict] = 'default',
+                 query_iou_ratio: float = 0.8,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'),
+                         init_cfg=init_cfg)
+        backbone_weights = 'datacomp1b'
+        if isinstance(backbone, dict):
+            backbone = copy.deepcopy(dict(backbone))
+            backbone_weights = backbone.get('weights', backbone_weights)
+            backbone.update(out_levels=('s16',), with_clip_map=False, return_tuple=False)
+            backbone.setdefault('type', 'ViTaminBackbone')
+            backbone = MODELS.build(backbone)
+        self.backbone = backbone
+        if text_encoder is None:
+            text_encoder = dict(type='TextClassifier', model_name=self.backbone.model_name,
+                                weights=backbone_weights, templates='vild')
+        if isinstance(text_encoder, dict):
+            text_encoder = MODELS.build(copy.deepcopy(dict(text_encoder)))
+        self.text_encoder = text_encoder
+        head = copy.deepcopy(dict(head or {}))
+        head.setdefault('type', 'OwlDetectionHead')
+        head.setdefault('in_channels', self.backbone.channels['s16'])
+        head.setdefault('embed_dim', self.text_encoder.embed_dim)
+        self.head: OwlDetectionHead = MODELS.build(head)
+        if data_preprocessor is None:
+            self.data_preprocessor = MODELS.build(dict(
+                type='ImgDataPreprocessor', mean=list(self.backbone.pixel_mean),
+                std=list(self.backbone.pixel_std), bgr_to_rgb=True, pad_size_divisor=TOKEN_SIZE))
+
+        self._vocab_specs: Dict[str, Optional[VocabSpec]] = {'train': vocabulary,
+                                                            'test': test_vocabulary}
+        self._vocabs: Dict[str, Optional[Vocabulary]] = {'train': None, 'test': None}
+        self.fixed_train_vocabulary = vocabulary is not None
+        self.fixed_test_vocabulary = test_vocabulary is not None
+        self._train_classes_spec = train_classes
+        self.fixed_train_classes = train_classes is not None
+        self._negative_spec = negative_vocabulary
+        self._negative_exclude: set = set()
+        if num_negatives < 0:
+            raise ConfigError(f'num_negatives must be >= 0, got {num_negatives}')
+        self.num_negatives = int(num_negatives)
+        self.federated_loss = bool(federated_loss)
+        self.query_iou_ratio = float(query_iou_ratio)
+        train_cfg = dict(train_cfg or {})
+        self.criterion = OwlSetCriterion(train_cfg.pop('assigner', None), loss_cls, loss_bbox,
+                                         loss_iou, loss_obj)
+        if train_cfg:
+            raise ConfigError(f'unknown train_cfg key(s) {sorted(train_cfg)}; known: assigner')
+        self.test_cfg = OwlTestConfig.from_cfg(test_cfg)
+        self._train_state: Optional[Dict[str, object]] = None
+        self._warned_dropped = False
+
+    # ------------------------------------------------------------ vocabulary
+    def _get_vocabulary(self, mode: str) -> Vocabulary:
+        if self._vocabs[mode] is None:
+            spec = self._vocab_specs[mode]
+            if spec is None and mode == 'test':
+                return self._get_vocabulary('train')
+            if spec is None:
+                raise VocabularyError(
+                    'this detector has no vocabulary: set model.vocabulary in the config, add '
+                    "custom_hooks=[dict(type='DetVocabularyHook')] to take it from the data set, "
+                    'or pass a vocabulary with each image')
+            self._vocabs[mode] = parse_vocabulary(spec)
+        return self._vocabs[mode]
+
+    @property
+    def train_vocabulary(self) -> Vocabulary:
+        """Classes of the training labels (label order), parsed on first use."""
+        return self._get_vocabulary('train')
+
+    @property
+    def test_vocabulary(self) -> Vocabulary:
+        """Classes of the evaluation labels (default: the training vocabulary)."""
+        return self._get_vocabulary('test')
+
+    vocabulary = train_vocabulary
+
+    def set_vocabulary(self, vocabulary: VocabSpec, mode: str = 'train',
+                       train_classes: Optional[Union[VocabSpec, Sequence[int]]] = None) -> None:
+        """Replace the ``'train'`` or ``'test'`` vocabulary (what :class:`DetVocabularyHook` does)."""
+        if mode not in ('train', 'test'):
+            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        self._vocab_specs[mode] = vocabulary
+        self._vocabs[mode] = parse_vocabulary(vocabulary)
+        if mode == 'train':
+            if train_classes is not None:
+                self._train_classes_spec = train_classes
+            self._train_state = None
+
+    def exclude_from_negatives(self, names) -> None:
+        """Never sample these names (e.g. the evaluation classes) as pseudo-negatives."""
+        self._negative_exclude |= {normalize_name(n) for n in names}
+        self._train_state = None
+
+    def encode_vocabulary(self, vocabulary: VocabSpec) -> Tensor:
+        """``(K, E)`` normalised class embeddings on the model's device (cached)."""
+        return self.text_encoder.encode(vocabulary).to(self._device())
+
+    def _device(self) -> torch.device:
+        return next(self.head.parameters()).device
+
+    def _prepare_training(self) -> Dict[str, object]:
+        """Training class indices, label map and pseudo-negative pool (once)."""
+        if self._train_state is not None:
+            return self._train_state
+        vocab = self.train_vocabulary
+        train_idx = self._train_class_indices(vocab)
+        label_map = torch.full((len(vocab),), -1, dtype=torch.long)
+        label_map[torch.tensor(train_idx, dtype=torch.long)] = torch.arange(len(train_idx))
+        train_vocab = Vocabulary(tuple(vocab.classes[i] for i in train_idx))
+        pool = None
+        if self._negative_spec is not None and self.num_negatives > 0:
+            taken = {normalize_name(n) for syn in vocab.classes for n in syn}
+            taken |= self._negative_exclude
+            if self._vocab_specs['test'] is not None:
+                taken |= {normalize_name(n) for syn in self.test_vocabulary.classes for n in syn}
+            taken_keys = [name_key(n) for n in taken]
+            extra = [syn for syn in parse_vocabulary(self._negative_spec).classes
+                     if not any(names_conflict(name_key(n), taken_keys) for n in syn)]
+            if not extra:
+                raise ConfigError('negative_vocabulary has no name outside the vocabulary')
+            pool = Vocabulary(tuple(extra))
+            logger.info('pseudo-negatives: %d per step from a pool of %d names',
+                        self.num_negatives, len(pool))
+        self._train_state = {'label_map': label_map, 'train_vocab': train_vocab, 'pool': pool,
+                             'num_train': len(train_idx)}
+        return self._train_state
+
+    def _train_class_indices(self, vocab: Vocabulary) -> List[int]:
+        spec = self._train_classes_spec
+        if spec is None:
+            return list(range(len(vocab)))
+        keys = [normalize_name(n) for n in vocab.names]
+        if isinstance(spec, str) or isinstance(spec, Vocabulary):
+            spec = parse_vocabulary(spec).names
+        indices = []
+        for item in spec:
+            if isinstance(item, bool) or not isinstance(item, (int, str)):
+                raise ConfigError(f'train_classes entries must be names or indices, got {item!r}')
+            if isinstance(item, int):
+                if not 0 <= item < len(vocab):
+                    raise ConfigError(f'train_classes index {item} is outside the '
+                                      f'{len(vocab)}-class vocabulary')
+                indices.append(item)
+            elif normalize_name(item) in keys:
+                indices.append(keys.index(normalize_name(item)))
+            else:
+                raise ConfigError(f"train_classes names '{item}', which is not in the "
+                                  'training vocabulary')
+        if not indices:
+            raise ConfigError('train_classes is empty')
+        return sorted(set(indices))
+
+    def training_queries(self) -> Tuple[Tensor, int]:
+        """``(K + n, E)`` queries for one step (training classes, then negatives), and K."""
+        state = self._prepare_training()
+        queries = self.encode_vocabulary(state['train_vocab'])
+        pool = state['pool']
+        if pool is not None:
+            pool_emb = self.encode_vocabulary(pool)
+            n = min(self.num_negatives, pool_emb.shape[0])
+            pick = torch.randperm(pool_emb.shape[0])[:n].to(pool_emb.device)
+            queries = torch.cat([queries, pool_emb[pick]])
+        return queries, int(state['num_train'])
+
+    # -------------------------------------------------------------- features
+    def extract_features(self, images: Tensor,
+                         valid_hw: Optional[Sequence[Tuple[int, int]]] = None) -> Tensor:
+        """Merged token features ``(B, H/16, W/16, D)`` of normalised images.
+
+        ``valid_hw`` gives each image's size inside a padded batch canvas (the
+        context is pooled over those tokens only); None means all valid.
+        """
+        fc_norm = self.backbone.trunk.fc_norm
+        if self.head.context == 'window':
+            return self.head.layer_norm(self._window_merged_tokens(images))
+        tokens = self.backbone(images)['s16'].permute(0, 2, 3, 1)
+        normed = fc_norm(tokens)
+        context = None
+        if self.head.context == 'image':
+            valid = None
+            if valid_hw is not None:
+                valid = valid_token_mask(valid_hw, tokens.shape[1:3], tokens.device)
+            context = fc_norm(masked_token_mean(tokens, valid))[:, None, None, :]
+        return self.head.merge(normed, context)
+
+    def _window_merged_tokens(self, images: Tensor) -> Tensor:
+        """``fc_norm(t) * fc_norm(mean over the window)`` per window, stitched."""
+        bb = self.backbone
+        fc_norm = bb.trunk.fc_norm
+
+        def window_fn(x: Tensor) -> Dict[str, Tensor]:
+            t = bb.forward_window(x)['s16'].permute(0, 2, 3, 1)
+            merged = fc_norm(t) * fc_norm(t.mean(dim=(1, 2)))[:, None, None, :]
+            return {'merged': merged.permute(0, 3, 1, 2)}
+
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in bb.visual.parameters())
+        with torch.set_grad_enabled(grad):
+            maps = sliding_window_forward(images, window_fn, bb.window_size, bb.stride,
+                                          bb.max_windows_per_chunk, progress=bb.progress)
+        return maps['merged'].permute(0, 2, 3, 1)
+
+    # ---------------------------------------------------------------- modes
+    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs, data_samples)
+        raise ValueError(f"invalid mode '{mode}': use 'loss', 'predict' or 'tensor'")
+
+    def _forward(self, inputs: Tensor, data_samples=None) -> Dict[str, Tensor]:
+        """Raw head outputs on the whole input canvas, with the vocabulary as queries."""
+        feats = self.extract_features(inputs, _valid_sizes(data_samples))
+        return self.head(feats, self.encode_vocabulary(self.test_vocabulary))
+
+    def loss(self, inputs: Tensor, data_samples: Sequence) -> Dict[str, Tensor]:
+        """Hungarian-matched focal / L1 / GIoU (and objectness) losses."""
+        state = self._prepare_training()
+        feats = self.extract_features(inputs, _valid_sizes(data_samples))
+        queries, num_train = self.training_queries()
+        outputs = self.head(feats, queries)
+        label_map = state['label_map'].to(inputs.device)
+        gt_boxes, gt_labels = [], []
+        dropped = 0
+        for sample in data_samples:
+            inst = sample.gt_instances
+            boxes = getattr(inst.bboxes, 'tensor', inst.bboxes).to(inputs.device).float()
+            labels = label_map[inst.labels.to(inputs.device).long()]
+            keep = labels >= 0
+            dropped += int((~keep).sum())
+            gt_boxes.append(boxes[keep])
+            gt_labels.append(labels[keep])
+        if dropped and not self._warned_dropped:
+            self._warned_dropped = True
+            logger.warning('%d ground-truth boxes of classes outside train_classes were ignored '
+                           '(expected for open-vocabulary splits only)', dropped)
+        query_mask = None
+        if self.federated_loss:
+            query_mask = self._federated_mask(data_samples, gt_labels, label_map,
+                                              queries.shape[0], num_train)
+        return self.criterion(outputs, gt_boxes, gt_labels, query_mask)
+
+    @staticmethod
+    def _federated_mask(data_samples, gt_labels, label_map: Tensor, num_queries: int,
+                        num_train: int) -> Tensor:
+        """``(B, Q)``: the queries each image's class loss covers (see ``federated_loss``)."""
+        mask = torch.zeros(len(data_samples), num_queries, dtype=torch.bool,
+                           device=label_map.device)
+        mask[:, num_train:] = True  # pseudo-negatives are absent by construction
+        for i, sample in enumerate(data_samples):
+            neg = sample.metainfo.get('neg_labels') if hasattr(sample, 'metainfo') else None
+            if neg is None:
+                mask[i, :num_train] = True
+                continue
+            mask[i, gt_labels[i]] = True
+            neg = torch.as_tensor(list(neg), dtype=torch.long, device=label_map.device)
+            if neg.numel():
+                neg = label_map[neg]
+                mask[i, neg[neg >= 0]] = True
+        return mask
+
+    def predict(self, inputs: Tensor, data_samples: Sequence, rescale: bool = True) -> Sequence:
+        """Detections in original-image coordinates, set as ``pred_instances``."""
+        metas = [dict(s.metainfo) for s in data_samples]
+        results = self.detect(inputs, metas, rescale=rescale)
+        for sample, result in zip(data_samples, results):
+            sample.pred_instances = result
+        return data_samples
+
+    # ------------------------------------------------------------ inference
+    @torch.no_grad()
+    def detect(self, images: Tensor, metas: Optional[Sequence[dict]] = None,
+               queries: Optional[Tensor] = None, query_mask: Optional[Tensor] = None,
+               rescale: bool = True, test_cfg: Optional[dict] = None) -> List[InstanceData]:
+        """Detect in a batch of normalised images; each image independently.
+
+        Args:
+            images: ``(B, 3, H, W)``, normalised; image ``i`` occupies the top-left
+                ``metas[i]['img_shape']`` (the rest is batch padding).
+            metas: per image: ``img_shape`` (input size, default the batch size),
+                ``scale_factor`` ``(w, h)`` and ``ori_shape`` to map boxes back,
+                optionally ``vocabulary`` (overrides the model's).
+            queries: ``(Q, E)`` or ``(B, Q, E)`` query embeddings instead of a
+                vocabulary (e.g. one-shot queries), with optional ``query_mask``.
+            rescale: map boxes to the original image (else input pixels).
+
+        Returns:
+            Per image an ``InstanceData`` with ``bboxes`` (xyxy), ``scores``,
+            ``labels`` (index into that image's queries).
+        """
+        cfg = self.test_cfg if test_cfg is None else OwlTestConfig.from_cfg(
+            {**self.test_cfg.__dict__, **dict(test_cfg)})
+        b, _, full_h, full_w = images.shape
+        metas = [dict(m) for m in (metas or [{} for _ in range(b)])]
+        if len(metas) != b:
+            raise ValueError(f'{b} images but {len(metas)} metas')
+        if queries is None:
+            per_image = [self._queries_for(m.get('vocabulary')) for m in metas]
+            queries, query_mask = stack_queries(per_image)
+        elif queries.dim() == 2:
+            queries = queries.unsqueeze(0).expand(b, -1, -1)
+            if query_mask is not None and query_mask.dim() == 1:
+                query_mask = query_mask.unsqueeze(0).expand(b, -1)
+        groups: Dict[Tuple[int, int], List[int]] = OrderedDict()
+        for i, meta in enumerate(metas):
+            h, w = (int(v) for v in meta.get('img_shape', (full_h, full_w))[:2])
+            groups.setdefault((min(h, full_h), min(w, full_w)), []).append(i)
+        results: List[Optional[InstanceData]] = [None] * b
+        for (h, w), idx in groups.items():
+            index = torch.tensor(idx, device=images.device)
+            feats = self.extract_features(images[index, :, :h, :w])
+            mask = query_mask[index] if query_mask is not None else None
+            out = self.head(feats, queries[index], mask)
+            boxes_px = boxes_to_pixels(out['boxes'], out['grid_hw'])
+            objectness = out.get('objectness')
+            for k, i in enumerate(idx):
+                scores = token_scores(out['logits'][k], None if objectness is None
+                                      else objectness[k], cfg.score_mode)
+                if mask is not None:  # padded queries never produce a detection
+                    scores = scores.masked_fill(~mask[k].bool()[None, :], float('-inf'))
+                boxes, kept_scores, labels = select_detections(scores, boxes_px[k], cfg)
+                meta = metas[i]
+                if rescale:
+                    boxes = rescale_boxes(boxes, meta.get('scale_factor'),
+                                          meta.get('ori_shape', (h, w)))
+                else:
+                    boxes = rescale_boxes(boxes, None, (h, w))
+                results[i] = InstanceData(bboxes=boxes, scores=kept_scores, labels=labels)
+        return results
+
+    def _queries_for(self, vocabulary: Optional[VocabSpec]) -> Tensor:
+        return self.encode_vocabulary(self.test_vocabulary if vocabulary is None else vocabulary)
+
+    @torch.no_grad()
+    def embed_image_queries(self, image: Tensor, boxes_xyxy: Tensor) -> Tuple[Tensor, List[ImageQuery]]:
+        """One-shot queries from exemplar boxes on one query image.
+
+        Args:
+            image: ``(3, H, W)`` or ``(1, 3, H, W)`` normalised query image.
+            boxes_xyxy: ``(M, 4)`` exemplar boxes in that image's pixels.
+
+        Returns:
+            ``(M, E)`` query embeddings and, per exemplar, the chosen token
+            (its index, predicted box in the image's pixels, and IoU).
+        """
+        if image.dim() == 3:
+            image = image.unsqueeze(0)
+        boxes_xyxy = boxes_xyxy.reshape(-1, 4).to(image.device, torch.float32)
+        feats = self.extract_features(image)
+        out = self.head(feats)
+        pred_px = boxes_to_pixels(out['boxes'][0], out['grid_hw'])
+        chosen = [select_query_embedding(out['class_embeds'][0], pred_px, box, self.query_iou_ratio)
+                  for box in boxes_xyxy]
+        return torch.stack([c.embedding for c in chosen]), chosen
+
+
+def _valid_sizes(data_samples) -> Optional[List[Tuple[int, int]]]:
+    if not data_samples:
+        return None
+    sizes = []
+    for sample in data_samples:
+        shape = sample.metainfo.get('img_shape') if hasattr(sample, 'metainfo') else None
+        if shape is None:
+            return None
+        sizes.append((int(shape[0]), int(shape[1])))
+    return sizes
+
+
+__all__ = ['OwlDetector', 'valid_token_mask', 'stack_queries']
