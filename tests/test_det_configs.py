@@ -32,7 +32,7 @@ def test_config_builds_with_a_tiny_stand_in(path):
     window = get_variant(bb['model_name']).window_size
     for key in ('train_stride', 'test_stride'):
         check_stride(bb[key], window)
-    assert any(h['type'] == 'DetVocabularyHook' for h in cfg.custom_hooks)
+    assert any(h['type'] == 'VocabularyHook' for h in cfg.custom_hooks)
     if 'synthetic' not in path:
         assert cfg.optim_wrapper.optimizer.type == 'AdamW'
         assert bb['weights'] == 'datacomp1b' and bb['frozen'] is ('_ft' not in path)

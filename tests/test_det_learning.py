@@ -108,7 +108,7 @@ def _api_and_runner_predictions(runner, tmp_path):
     and the runner's own prediction, for the first held-out image."""
     from mmengine.dataset import pseudo_collate
     from vitamin_dense.apis import Detector
-    from vitamin_dense.models.owl_vocabulary_hook import vocabulary_from_metainfo
+    from vitamin_dense.text import vocabulary_from_metainfo
     runner.save_checkpoint(str(tmp_path), 'final.pth')
     det = Detector(checkpoint=str(tmp_path / 'final.pth'), device='cpu', threshold=0.2)
     assert det.input_size == 128  # the config's test resize, from the checkpoint's config

@@ -61,7 +61,7 @@ def test_fvit_modules_reachable_from_every_scope(scope):
                          'SimpleFeaturePyramid', 'LN2d', 'ViTaminBackbone'):
                 assert registry.get(name) is not None, (scope, name)
         with HOOKS.switch_scope_and_registry(None) as registry:
-            assert registry.get('DatasetVocabularyHook') is not None
+            assert registry.get('VocabularyHook') is not None
 
 
 def test_window_stride_is_snapped_and_logged(caplog):
@@ -88,7 +88,7 @@ def test_adapter_and_neck_channels_follow_the_backbone(model):
     assert not any(p.requires_grad for p in model.text_encoder.parameters())
     assert all(p.requires_grad for p in model.adapter.parameters())
     assert model.roi_head.bbox_head.logit_scale.requires_grad
-    assert float(model.roi_head.bbox_head.logit_scale) == 50.0
+    assert float(model.roi_head.bbox_head.logit_scale.detach()) == 50.0
 
 
 def test_config_errors():
@@ -177,7 +177,7 @@ def test_published_configs_keep_the_recipe():
         assert cfg.auto_scale_lr.base_batch_size == 64
         assert cfg.train_dataloader.batch_size * 8 == 64
         assert cfg.image_size == (896, 896)
-        assert dict(type='DatasetVocabularyHook') in cfg.custom_hooks
+        assert dict(type='VocabularyHook') in cfg.custom_hooks
 
 
 _TINY_L_OVERRIDES = {
@@ -240,3 +240,22 @@ def test_published_configs_build_at_full_size(name):
     assert model.text_encoder.embed_dim == model.backbone.clip_dim == 768
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert 15e6 < trainable < 30e6  # adapters, FPN, RPN and RoI heads only
+
+
+def test_hook_vocabularies_switch_between_loss_and_predict(model):
+    """Through VocabularyHook, loss trains on the training classes and predict scores the test ones."""
+    model.set_dataset_vocabulary(dict(classes=('cat', 'dog'), base_classes=('cat',)), 'train')
+    model.set_dataset_vocabulary(dict(classes=('cat', 'dog', 'car')), 'test')
+    model.train()
+    model.loss(torch.randn(1, 3, 96, 128), _samples([[0]]))
+    assert model.dataset_meta['classes'] == ('cat', 'dog')
+    assert model.roi_head.bbox_head.num_classes == 1
+    model.eval()
+    with torch.no_grad():
+        model.predict(torch.randn(1, 3, 96, 128), _samples([[]]))
+    assert model.dataset_meta['classes'] == ('cat', 'dog', 'car')
+    assert model.roi_head.bbox_head.num_classes == 3
+    model.set_vocabulary('bird')     # an explicit vocabulary wins over the hook's
+    with torch.no_grad():
+        model.predict(torch.randn(1, 3, 96, 128), _samples([[]]))
+    assert model.roi_head.bbox_head.num_classes == 1

@@ -20,7 +20,7 @@ model = dict(
     data_preprocessor=dict(batch_augments=[dict(type='BatchFixedSizePad', size=image_size)]))
 
 # The model follows the data set's classes: base classes in training, all 65 in evaluation.
-custom_hooks = [dict(type='DatasetVocabularyHook')]
+custom_hooks = [dict(type='VocabularyHook')]
 
 # As the data set config's, except that LoadImageFromFile carries no scope prefix:
 # mmdet's DetInferencer finds the image loader by that name.

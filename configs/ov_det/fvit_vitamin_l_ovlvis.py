@@ -42,7 +42,7 @@ model = dict(
     test_cfg=dict(rcnn=dict(score_thr=0.0001, nms=dict(type='nms', iou_threshold=0.5),
                             max_per_img=300, mask_thr_binary=0.5)))
 
-custom_hooks = [dict(type='DatasetVocabularyHook')]
+custom_hooks = [dict(type='VocabularyHook')]
 
 # As the data set config's, except that LoadImageFromFile carries no scope prefix:
 # mmdet's DetInferencer finds the image loader by that name.

@@ -45,7 +45,7 @@ model = dict(
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100),
                   rcnn=dict(score_thr=0.01, nms=dict(iou_threshold=0.5), max_per_img=100)))
 
-custom_hooks = [dict(type='DatasetVocabularyHook')]
+custom_hooks = [dict(type='VocabularyHook')]
 
 max_iters = 600
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)

@@ -2,6 +2,7 @@
 from .checkpoint import find_resume_checkpoint, load_runner_checkpoint
 from .layer_decay import ViTaminLayerDecayOptimizerConstructor
 from .runner import VitaminRunner
-from .vocabulary_hook import DatasetVocabularyHook
+from .vocabulary_hook import VocabularyHook
 
-__all__ = ['VitaminRunner', 'DatasetVocabularyHook', 'ViTaminLayerDecayOptimizerConstructor', 'find_resume_checkpoint', 'load_runner_checkpoint']
+__all__ = ['VitaminRunner', 'VocabularyHook', 'ViTaminLayerDecayOptimizerConstructor',
+           'find_resume_checkpoint', 'load_runner_checkpoint']

@@ -11,13 +11,11 @@ from .training_free import TrainingFreeSegmentor  # noqa: F401
 from .owl_criterion import OwlSetCriterion
 from .owl_detector import OwlDetector, stack_queries, valid_token_mask
 from .owl_postprocess import OwlTestConfig, rescale_boxes, select_detections
-from .owl_vocabulary_hook import DetVocabularyHook
-from .vocabulary_hook import VocabularyHook
 
 __all__ = [
     'MaskFormerCriterion', 'OVSegDataPreprocessor', 'FCCLIPSegmentor', 'segment_targets',
     'INSTANCE_OFFSET', 'instance_inference', 'panoptic_inference', 'semantic_inference',
-    'SegVocabulary', 'seen_flags', 'VocabularyHook', 'TrainingFreeSegmentor',
+    'SegVocabulary', 'seen_flags', 'TrainingFreeSegmentor',
     'OwlSetCriterion', 'OwlDetector', 'stack_queries', 'valid_token_mask', 'OwlTestConfig',
-    'rescale_boxes', 'select_detections', 'DetVocabularyHook',
+    'rescale_boxes', 'select_detections',
 ]

@@ -13,7 +13,7 @@ read), ``tensor`` (class probabilities and mask logits).
 Vocabularies: the training vocabulary (class names the in-vocabulary
 classifier learns against; its labels index the training data) and the test
 vocabulary (what predictions are over). Both are set from the data sets'
-metainfo by :class:`~vitamin_dense.models.vocabulary_hook.VocabularyHook`
+metainfo by :class:`~vitamin_dense.engine.VocabularyHook`
 before training / validation / testing, fixed in the config
 (``train_vocabulary`` / ``test_vocabulary``), or set with
 :meth:`FCCLIPSegmentor.set_vocabulary` (the demo and the Python API). The
@@ -190,6 +190,18 @@ class FCCLIPSegmentor(BaseModel):
             self.vocabularies.vocab = vocab
         else:
             self._test_vocab = vocab
+        return vocab
+
+    def set_dataset_vocabulary(self, metainfo: dict, mode: str) -> SegVocabulary:
+        """Take the ``'train'`` / ``'test'`` vocabulary from a data set's metainfo.
+
+        The :class:`~vitamin_dense.engine.VocabularyHook` protocol: ``classes``
+        with their ``synonyms``, things from ``thing_classes``.
+        """
+        where = 'the training data set' if mode == 'train' else 'the evaluation data set'
+        vocab = self.set_vocabulary(SegVocabulary.from_metainfo(metainfo, where), mode)
+        logger.info('%s vocabulary from %s: %d classes (%d things)', mode, where, len(vocab),
+                    sum(vocab.is_thing))
         return vocab
 
     def _require(self, mode: str) -> SegVocabulary:

@@ -51,7 +51,8 @@ from ..errors import ConfigError, VocabularyError
 from ..heads.image_query import ImageQuery, select_query_embedding
 from ..heads.owl_heads import OwlDetectionHead, boxes_to_pixels, masked_token_mean
 from ..registry import MODELS, register_openmmlab_alias
-from ..text.vocabulary import VocabSpec, Vocabulary, normalize_name, parse_vocabulary
+from ..text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
+                               vocabulary_from_metainfo)
 from .owl_criterion import OwlSetCriterion
 from .owl_postprocess import OwlTestConfig, rescale_boxes, select_detections, token_scores
 
@@ -118,7 +119,7 @@ class OwlDetector(BaseModel):
             are filled in from the backbone and the text encoder).
         vocabulary: the training data's class names in its label order (any
             :func:`~vitamin_dense.text.parse_vocabulary` spec). None: taken
-            from the training data set by :class:`DetVocabularyHook`.
+            from the training data set by :class:`VocabularyHook`.
         test_vocabulary: the evaluation data's classes (label order); None:
             from the evaluation data set (hook), else ``vocabulary``. A sample
             may also bring its own ``vocabulary`` in its metainfo.
@@ -223,7 +224,7 @@ class OwlDetector(BaseModel):
             if spec is None:
                 raise VocabularyError(
                     'this detector has no vocabulary: set model.vocabulary in the config, add '
-                    "custom_hooks=[dict(type='DetVocabularyHook')] to take it from the data set, "
+                    "custom_hooks=[dict(type='VocabularyHook')] to take it from the data set, "
                     'or pass a vocabulary with each image')
             self._vocabs[mode] = parse_vocabulary(spec)
         return self._vocabs[mode]
@@ -242,7 +243,7 @@ class OwlDetector(BaseModel):
 
     def set_vocabulary(self, vocabulary: VocabSpec, mode: str = 'train',
                        train_classes: Optional[Union[VocabSpec, Sequence[int]]] = None) -> None:
-        """Replace the ``'train'`` or ``'test'`` vocabulary (what :class:`DetVocabularyHook` does)."""
+        """Replace the ``'train'`` or ``'test'`` vocabulary (what :class:`VocabularyHook` does)."""
         if mode not in ('train', 'test'):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         self._vocab_specs[mode] = vocabulary
@@ -251,6 +252,32 @@ class OwlDetector(BaseModel):
             if train_classes is not None:
                 self._train_classes_spec = train_classes
             self._train_state = None
+
+    def set_dataset_vocabulary(self, metainfo: dict, mode: str) -> None:
+        """Take the ``'train'`` / ``'test'`` vocabulary from a data set's metainfo.
+
+        The :class:`~vitamin_dense.engine.VocabularyHook` protocol. For an
+        open-vocabulary training split (``class_subset='base'``) the training
+        queries are its ``base_labels``; evaluation classes never become
+        pseudo-negatives.
+        """
+        if mode not in ('train', 'test'):
+            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        where = 'the training data set' if mode == 'train' else 'the evaluation data set'
+        vocab = vocabulary_from_metainfo(metainfo, where)
+        if mode == 'test':
+            self.set_vocabulary(vocab, 'test')
+            self.exclude_from_negatives([n for syn in vocab.classes for n in syn])
+            logger.info('test vocabulary from %s: %d classes', where, len(vocab))
+            return
+        train_classes = None
+        if metainfo.get('class_subset') == 'base' and metainfo.get('base_labels') is not None \
+                and not self.fixed_train_classes:
+            train_classes = list(metainfo['base_labels'])
+        self.set_vocabulary(vocab, 'train', train_classes=train_classes)
+        logger.info('training vocabulary from %s: %d classes%s', where, len(vocab),
+                    '' if train_classes is None else
+                    f' ({len(train_classes)} base classes as training queries)')
 
     def exclude_from_negatives(self, names) -> None:
         """Never sample these names (e.g. the evaluation classes) as pseudo-negatives."""

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from ..errors import VocabularyError
 from ..text.splits import seen_mask
-from ..text.vocabulary import VocabSpec, Vocabulary, normalize_name, parse_vocabulary
+from ..text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
+                               vocabulary_from_metainfo)
 
 
 @dataclass(frozen=True)
@@ -64,31 +65,7 @@ class SegVocabulary:
     def from_metainfo(cls, metainfo: Mapping[str, Any], where: str = 'the data set'
                       ) -> 'SegVocabulary':
         """From a data set's metainfo: ``classes`` (+ ``synonyms``, ``thing_classes``)."""
-        classes = metainfo.get('classes') if metainfo else None
-        if not classes:
-            raise VocabularyError(f"{where} has no 'classes' in its metainfo: cannot build "
-                                  'the vocabulary (set model.train_vocabulary / '
-                                  'test_vocabulary in the config instead)')
-        synonyms = metainfo.get('synonyms')
-        if synonyms is not None and len(synonyms) != len(classes):
-            raise VocabularyError(f"{where}: {len(synonyms)} 'synonyms' entries for "
-                                  f'{len(classes)} classes')
-        entries = []
-        for i, name in enumerate(classes):
-            names = [str(name)]
-            if synonyms is not None:
-                extra = synonyms[i]
-                if isinstance(extra, str):
-                    extra = [s for s in extra.split(',')]
-                names += [str(s) for s in extra]
-            seen, unique = set(), []
-            for n in names:
-                key = normalize_name(n)
-                if key and key not in seen:
-                    seen.add(key)
-                    unique.append(n.strip())
-            entries.append(tuple(unique))
-        vocab = parse_vocabulary(entries)
+        vocab = vocabulary_from_metainfo(metainfo, where)
         return cls(vocab, _thing_flags(vocab, metainfo.get('thing_classes'),
                                        metainfo.get('stuff_classes')))
 

@@ -3,11 +3,12 @@ from .classifier import TextClassifier, build_text_classifier, default_cache_dir
 from .splits import canonical_class_name, seen_mask
 from .templates import IMAGENET_TEMPLATES, TEMPLATE_SETS, VILD_TEMPLATES, get_templates
 from .vocabulary import (Vocabulary, builtin_vocabularies, normalize_name, parse_vocabulary,
-                         read_vocabulary_file, register_builtin_vocabulary)
+                         read_vocabulary_file, register_builtin_vocabulary,
+                         vocabulary_from_metainfo)
 
 __all__ = [
     'TextClassifier', 'build_text_classifier', 'default_cache_dir', 'IMAGENET_TEMPLATES',
     'TEMPLATE_SETS', 'VILD_TEMPLATES', 'get_templates', 'Vocabulary', 'builtin_vocabularies',
     'normalize_name', 'parse_vocabulary', 'read_vocabulary_file', 'register_builtin_vocabulary',
-    'canonical_class_name', 'seen_mask',
+    'canonical_class_name', 'seen_mask', 'vocabulary_from_metainfo',
 ]

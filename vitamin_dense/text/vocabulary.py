@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import VocabularyError
 
@@ -145,6 +145,39 @@ def parse_vocabulary(spec: VocabSpec) -> Vocabulary:
         raise VocabularyError(f"empty class name in vocabulary '{text}' (two commas in a row, "
                               'or a trailing comma?)')
     return Vocabulary(tuple((p,) for p in parts))
+
+
+def vocabulary_from_metainfo(metainfo: Optional[Mapping[str, Any]],
+                             where: str = 'the data set') -> Vocabulary:
+    """The classes of a data set's ``metainfo``, in label order, with its synonyms.
+
+    Each class is its ``classes`` name followed by the ``synonyms`` entry of
+    the same index (a list, or one comma-separated string), repeats dropped.
+    Open-vocabulary models take their class list from here, because data set
+    labels index ``classes``.
+    """
+    classes = metainfo.get('classes') if metainfo else None
+    if not classes:
+        raise VocabularyError(f"{where} has no 'classes' in its metainfo: cannot build the "
+                              'vocabulary (set the vocabulary in the model config instead)')
+    synonyms = metainfo.get('synonyms')
+    if synonyms is not None and len(synonyms) != len(classes):
+        raise VocabularyError(f"{where}: {len(synonyms)} 'synonyms' entries for "
+                              f'{len(classes)} classes (one entry per class)')
+    entries = []
+    for i, name in enumerate(classes):
+        names = [str(name)]
+        if synonyms is not None:
+            extra = synonyms[i]
+            names += extra.split(',') if isinstance(extra, str) else [str(n) for n in extra]
+        seen, unique = set(), []
+        for n in names:
+            key = normalize_name(n)
+            if key and key not in seen:
+                seen.add(key)
+                unique.append(n.strip())
+        entries.append(tuple(unique))
+    return Vocabulary.from_names(entries)
 
 
 def read_vocabulary_file(path: str) -> Vocabulary:

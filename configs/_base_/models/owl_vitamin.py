@@ -2,7 +2,7 @@
 #
 # Heads run on the stitched stride-16 token map of the whole image (one box per token, no
 # per-window merging); the CLS-token stand-in is fc_norm(mean of the image's tokens).
-# Vocabularies come from the data sets (DetVocabularyHook): training queries are the
+# Vocabularies come from the data sets (VocabularyHook): training queries are the
 # training classes (base classes for open-vocabulary splits) plus pseudo-negative names.
 vitamin_model = 'ViTamin-L-336'
 vitamin_weights = 'datacomp1b'
@@ -32,7 +32,7 @@ model = dict(
         with_objectness=True,
         box_position_input=True,       # tokens of a stitched map lack global position
     ),
-    vocabulary=None,                   # from the training data set (DetVocabularyHook)
+    vocabulary=None,                   # from the training data set (VocabularyHook)
     test_vocabulary=None,              # from the evaluation data set
     negative_vocabulary=None,          # e.g. 'dataset:lvis' (minus the evaluation classes)
     num_negatives=0,
@@ -61,4 +61,4 @@ model = dict(
     ),
 )
 
-custom_hooks = [dict(type='DetVocabularyHook')]
+custom_hooks = [dict(type='VocabularyHook')]

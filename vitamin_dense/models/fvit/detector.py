@@ -12,9 +12,10 @@ names encoded by the frozen CLIP text tower, and whose predict passes the
 dense CLIP map to the RoI head.
 
 Vocabulary. Labels of a data set index its ``metainfo['classes']``; the model
-follows the data set it is fed (``dataset_meta`` is set by
-:class:`~vitamin_dense.engine.DatasetVocabularyHook` in training and
-evaluation, and by mmdet's ``DetInferencer`` from the checkpoint). Training
+follows the data set it is fed: :class:`~vitamin_dense.engine.VocabularyHook`
+gives it the training and the evaluation data sets' metainfo
+(``set_dataset_vocabulary``; ``loss`` uses the first, ``predict`` the second),
+and mmdet's ``DetInferencer`` sets ``dataset_meta`` from the checkpoint. Training
 uses the base classes only: with ``metainfo['base_classes']`` (or
 ``novel_classes``) present, the softmax runs over base classes and background
 and labels are re-indexed; an annotation of a novel class in training data is
@@ -43,7 +44,8 @@ from ...backbones.sliding_window import snap_stride
 from ...errors import ConfigError, VocabularyError
 from ...registry import MODELS, register_openmmlab_alias
 from ...text import TextClassifier
-from ...text.vocabulary import VocabSpec, Vocabulary, normalize_name, parse_vocabulary
+from ...text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
+                               vocabulary_from_metainfo)
 from .adapter import SlidingFViTAdapter
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,8 @@ class SlidingFViT(TwoStageDetector):
         self._novel: set = set()
         self._seen: set = set()           # names trained on (saved in checkpoints)
         self._meta: Optional[dict] = None
+        self._mode_meta: Dict[str, dict] = {}  # from VocabularyHook: 'train' / 'test' metainfo
+        self._active_mode_meta: Optional[dict] = None
         self._head_key = None
 
     # -------------------------------------------------------------- vocabulary
@@ -157,25 +161,41 @@ class SlidingFViT(TwoStageDetector):
         if meta is not None:
             self.set_dataset_meta(meta)
 
+    def set_dataset_vocabulary(self, metainfo: dict, mode: str) -> None:
+        """The classes of the training (``'train'``) or evaluation (``'test'``) data set.
+
+        The :class:`~vitamin_dense.engine.VocabularyHook` protocol: ``loss``
+        switches to the training metainfo, ``predict`` to the evaluation one.
+        """
+        if mode not in ('train', 'test'):
+            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        self._mode_meta[mode] = dict(metainfo)
+
+    def _activate(self, mode: str) -> None:
+        """Make the hook-given vocabulary of ``mode`` current (test falls back to train)."""
+        meta = self._mode_meta.get(mode) or self._mode_meta.get('train')
+        if meta is not None and meta is not self._active_mode_meta:
+            self._apply_meta(meta)
+            self._active_mode_meta = meta
+
     def set_dataset_meta(self, meta: dict) -> None:
         """Follow a data set's metainfo: its classes (with ``synonyms`` when given) and split."""
+        self._mode_meta, self._active_mode_meta = {}, None
+        self._apply_meta(meta)
+
+    def _apply_meta(self, meta: dict) -> None:
         if 'classes' not in meta:
             raise ConfigError("data set metainfo has no 'classes': an open-vocabulary detector "
                               'needs the class names')
-        classes = list(meta['classes'])
-        synonyms = meta.get('synonyms')
-        if synonyms is not None and len(synonyms) == len(classes):
-            merged = []
-            for name, syns in zip(classes, synonyms):
-                syns = [syns] if isinstance(syns, str) else list(syns)
-                merged.append([name] + [s for s in syns if normalize_name(s) != normalize_name(name)])
-            try:
-                Vocabulary.from_names(merged)
-                classes = merged
-            except VocabularyError as exc:
-                logger.warning('ignoring the data set synonyms (%s); using class names only', exc)
-        self.set_vocabulary(classes, base_classes=meta.get('base_classes'),
-                            novel_classes=meta.get('novel_classes'))
+        try:
+            classes = vocabulary_from_metainfo(meta, 'the data set')
+        except VocabularyError as exc:
+            if meta.get('synonyms') is None:
+                raise
+            logger.warning('ignoring the data set synonyms (%s); using class names only', exc)
+            classes = vocabulary_from_metainfo({'classes': meta['classes']}, 'the data set')
+        self._set_vocabulary(classes, base_classes=meta.get('base_classes'),
+                             novel_classes=meta.get('novel_classes'))
         self._meta = dict(meta)
 
     def set_vocabulary(self, classes: VocabSpec, base_classes: Optional[Sequence[str]] = None,
@@ -185,6 +205,11 @@ class SlidingFViT(TwoStageDetector):
         ``base_classes`` / ``novel_classes`` give the split; without them a
         class is novel at test time unless the model was trained on it.
         """
+        self._mode_meta, self._active_mode_meta = {}, None
+        self._set_vocabulary(classes, base_classes, novel_classes)
+
+    def _set_vocabulary(self, classes: VocabSpec, base_classes: Optional[Sequence[str]],
+                        novel_classes: Optional[Sequence[str]]) -> None:
         vocab = _vocabulary(classes)
         names = [normalize_name(n) for n in vocab.names]
         base = None if base_classes is None else {normalize_name(n) for n in base_classes}
@@ -204,7 +229,7 @@ class SlidingFViT(TwoStageDetector):
     def _require_vocabulary(self) -> Vocabulary:
         if self._classes is None:
             raise ConfigError('SlidingFViT has no vocabulary: train / test through a config with '
-                              "custom_hooks=[dict(type='DatasetVocabularyHook')], or call "
+                              "custom_hooks=[dict(type='VocabularyHook')], or call "
                               "model.set_vocabulary('cat,dog') first")
         return self._classes
 
@@ -276,6 +301,7 @@ class SlidingFViT(TwoStageDetector):
         return self.neck(self.adapter(self.backbone_maps(batch_inputs)))
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
+        self._activate('train')
         label_map = self._use_vocabulary(training=True).to(batch_inputs.device)
         samples = []
         for sample in batch_data_samples:
@@ -297,6 +323,7 @@ class SlidingFViT(TwoStageDetector):
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
+        self._activate('test')
         self._use_vocabulary(training=False)
         maps = self.backbone_maps(batch_inputs)
         x = self.neck(self.adapter(maps))
@@ -309,5 +336,6 @@ class SlidingFViT(TwoStageDetector):
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList = None) -> tuple:
+        self._activate('train' if self.training else 'test')
         self._use_vocabulary(training=self.training)
         return super()._forward(batch_inputs, batch_data_samples)
