@@ -84,7 +84,12 @@ fi
 installed_root="$(cd / && "$VENV/bin/python" -c 'import vitamin_dense, os; print(os.path.dirname(os.path.dirname(vitamin_dense.__file__)))' 2>/dev/null || true)"
 if [ "$installed_root" != "$ROOT" ]; then
   log "installing vitamin_dense from $ROOT (editable)"
-  "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+  pip_log="$HOME_DIR/editable-install.log"
+  if ! "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT" > "$pip_log" 2>&1; then
+    cat "$pip_log" >&2
+    log "error: the editable install of $ROOT failed (log above, also in $pip_log)"
+    exit 1
+  fi
 fi
 
 if [ "$PRINT_ENV" = 1 ]; then
