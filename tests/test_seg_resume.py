@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

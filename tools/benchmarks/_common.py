@@ -16,6 +16,7 @@ Peak memory
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -142,6 +143,42 @@ def run_isolated(argv: Sequence[str], timeout: Optional[float] = None) -> Dict[s
     return json.loads(lines[-1])
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark has: device, threads, isolation, JSON output."""
+    parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--in-process', action='store_true',
+                        help='measure in this process (fast; peak memory less reliable)')
+    parser.add_argument('--json', default=None, help='also write the results to this file')
+    parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+
+
+def run_measurements(command: str, specs: Sequence[Dict[str, Any]],
+                     measure: Callable[[Dict[str, Any]], Dict[str, Any]],
+                     describe: Callable[[Dict[str, Any]], str],
+                     args: argparse.Namespace) -> List[Dict[str, Any]]:
+    """Measure every spec (each in a fresh ``tools/benchmark.py COMMAND --worker``
+    process unless ``--in-process``), saying what runs on stderr; write ``--json``."""
+    results = []
+    for spec in specs:
+        print(f'measuring {describe(spec)} ...', file=sys.stderr, flush=True)
+        results.append(measure(spec) if args.in_process else
+                       run_isolated([command, '--worker', json.dumps(spec)]))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
+    return results
+
+
+def memory_footnote(results: Sequence[Dict[str, Any]], isolated: bool) -> str:
+    """How the 'peak MB' column was measured."""
+    on_gpu = bool(results) and 'CPU' not in results[0]['device']
+    return 'peak MB: ' + ('CUDA max_memory_allocated above the pre-run level' if on_gpu else
+                          'RSS sampled every 1 ms, above the level before the runs') + \
+        ('; each row measured in a fresh process' if isolated else
+         '; measured in one process (allocator caches distort it)')
+
+
 def format_table(rows: Sequence[Dict[str, Any]], columns: Sequence[tuple]) -> str:
     """A plain-text table; ``columns`` = ``(key, header, format)`` triples."""
     cells = [[h for _, h, _ in columns]]
@@ -190,4 +227,5 @@ def device_name(device: torch.device) -> str:
 
 
 __all__ = ['MB', 'PeakMemory', 'rss_bytes', 'max_rss_bytes', 'time_calls', 'synchronize',
-           'run_isolated', 'format_table', 'parse_size', 'device_name']
+           'run_isolated', 'format_table', 'parse_size', 'device_name', 'add_run_arguments',
+           'run_measurements', 'memory_footnote']

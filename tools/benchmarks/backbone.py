@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from typing import Any, Dict, List
 
 import torch
 
-from ._common import (MB, PeakMemory, device_name, format_table, max_rss_bytes, parse_size,
-                      run_isolated, time_calls)
+from ._common import (MB, PeakMemory, add_run_arguments, device_name, format_table,
+                      max_rss_bytes, memory_footnote, parse_size, run_measurements, time_calls)
 
 DEFAULT_VARIANTS = 'ViTamin-Tiny,ViTamin-S,ViTamin-B'
 
@@ -53,14 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--large-variant', default='ViTamin-Tiny',
                         help='variant of the bounded-memory run (default: %(default)s; '
                              'ViTamin-S takes minutes on a CPU)')
-    parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--weights', default=None,
                         help='weights to load (default: random init; speed is the same)')
-    parser.add_argument('--in-process', action='store_true',
-                        help='measure in this process (fast; peak memory less reliable)')
-    parser.add_argument('--json', default=None, help='also write the results to this file')
-    parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,16 +84,10 @@ def run(args: argparse.Namespace) -> int:
     if large is not None:
         specs.append(dict(base, variant=args.large_variant, size=large, mode='batched',
                           repeats=1, warmup=0, large=True))
-    results = []
-    for spec in specs:
-        print(f"measuring {spec['variant']} {spec['mode']} at {spec['size'][0]}x"
-              f"{spec['size'][1]} ...", file=sys.stderr, flush=True)
-        results.append(measure(spec) if args.in_process else
-                       run_isolated(['backbone', '--worker', json.dumps(spec)]))
+    results = run_measurements(
+        'backbone', specs, measure,
+        lambda s: f"{s['variant']} {s['mode']} at {s['size'][0]}x{s['size'][1]}", args)
     print(report(results, isolated=not args.in_process))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
     return 0
 
 
@@ -187,9 +175,5 @@ def report(results: List[Dict[str, Any]], isolated: bool = True) -> str:
                      f"window work {max(0.0, r['peak_extra_mb'] - r['output_mb']):.0f} MB "
                      f"(budget {r['budget_mb']:.0f} MB)")
     lines.append('')
-    lines.append('peak MB: ' + ('CUDA max_memory_allocated above the pre-run level'
-                                if results and 'CPU' not in results[0]['device'] else
-                                'RSS sampled every 1 ms, above the level before the runs') +
-                 ('; each row measured in a fresh process' if isolated else
-                  '; measured in one process (allocator caches distort it)'))
+    lines.append(memory_footnote(results, isolated))
     return '\n'.join(lines)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from typing import Any, Dict, List
 
 import torch
 
-from ._common import (MB, PeakMemory, device_name, format_table, max_rss_bytes, parse_size,
-                      run_isolated, time_calls)
+from ._common import (MB, PeakMemory, add_run_arguments, device_name, format_table,
+                      max_rss_bytes, memory_footnote, parse_size, run_measurements, time_calls)
 
 DEFAULT_VARIANTS = 'ViTamin-Tiny,ViTamin-S,ViTamin-B'
 
@@ -46,12 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs before timing')
     parser.add_argument('--budget-mb', type=float, default=2048,
                         help='memory budget for window activations (default: %(default)s)')
-    parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
-    parser.add_argument('--in-process', action='store_true',
-                        help='measure in this process (fast; peak memory less reliable)')
-    parser.add_argument('--json', default=None, help='also write the results to this file')
-    parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,16 +72,10 @@ def run(args: argparse.Namespace) -> int:
     specs = [dict(variant=v, size=s, stride=args.stride, classes=args.classes, batch=args.batch,
                   repeats=args.repeats, warmup=args.warmup, budget_mb=args.budget_mb,
                   device=args.device, threads=args.threads) for v in variants for s in sizes]
-    results = []
-    for spec in specs:
-        print(f"measuring {spec['variant']} at {spec['size'][0]}x{spec['size'][1]} ...",
-              file=sys.stderr, flush=True)
-        results.append(measure(spec) if args.in_process else
-                       run_isolated(['detection', '--worker', json.dumps(spec)]))
+    results = run_measurements(
+        'detection', specs, measure,
+        lambda s: f"{s['variant']} at {s['size'][0]}x{s['size'][1]}", args)
     print(report(results, isolated=not args.in_process))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
     return 0
 
 
@@ -143,9 +131,5 @@ def report(results: List[Dict[str, Any]], isolated: bool = True) -> str:
         ('batch', 'batch', None), ('sec_per_image', 's/img', '{:.3f}'),
         ('images_per_s', 'img/s', '{:.3f}'), ('peak_extra_mb', 'peak MB', '{:.0f}')]))
     lines.append('')
-    lines.append('peak MB: ' + ('CUDA max_memory_allocated above the pre-run level'
-                                if 'CPU' not in results[0]['device'] else
-                                'RSS sampled every 1 ms, above the level before the runs') +
-                 ('; each row measured in a fresh process' if isolated else
-                  '; measured in one process (allocator caches distort it)'))
+    lines.append(memory_footnote(results, isolated))
     return '\n'.join(lines)

@@ -23,15 +23,14 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import tempfile
 import time
 from typing import Any, Dict, List
 
 import torch
 
-from ._common import (MB, PeakMemory, device_name, format_table, max_rss_bytes, parse_size,
-                      run_isolated, time_calls)
+from ._common import (MB, PeakMemory, add_run_arguments, device_name, format_table,
+                      max_rss_bytes, memory_footnote, parse_size, run_measurements, time_calls)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODEL_CONFIGS = {
@@ -55,12 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--train-iters', type=int, default=20,
                         help='timed training iterations of the tiny config (0 skips training)')
     parser.add_argument('--train-warmup', type=int, default=5, help='untimed iterations first')
-    parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
-    parser.add_argument('--in-process', action='store_true',
-                        help='measure in this process (fast; peak memory less reliable)')
-    parser.add_argument('--json', default=None, help='also write the results to this file')
-    parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,19 +85,11 @@ def run(args: argparse.Namespace) -> int:
     if args.train_iters:
         specs.append(dict(train=True, iters=args.train_iters, warmup=args.train_warmup,
                           device=args.device, threads=args.threads))
-    results = []
-    for spec in specs:
-        what = 'training (tiny config)' if spec.get('train') else \
-            f"{spec['variant']} at {size[0]}x{size[1]}"
-        print(f'measuring {what} ...', file=sys.stderr, flush=True)
-        if args.in_process:
-            results.append(measure_train(spec) if spec.get('train') else measure(spec))
-        else:
-            results.append(run_isolated(['segmentation', '--worker', json.dumps(spec)]))
+    results = run_measurements(
+        'segmentation', specs, lambda s: measure_train(s) if s.get('train') else measure(s),
+        lambda s: 'training (tiny config)' if s.get('train') else
+        f"{s['variant']} at {size[0]}x{size[1]}", args)
     print(report(results, isolated=not args.in_process))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
     return 0
 
 
@@ -225,9 +211,5 @@ def report(results: List[Dict[str, Any]], isolated: bool = True) -> str:
                          f"{r['images_per_s']:.1f} img/s over {r['iters']} iterations), "
                          f"peak {r['peak_extra_mb']:.0f} MB above the start")
     lines.append('')
-    lines.append('peak MB: ' + ('CUDA max_memory_allocated above the pre-run level'
-                                if results and 'CPU' not in results[0]['device'] else
-                                'RSS sampled every 1 ms, above the level before the runs') +
-                 ('; each row measured in a fresh process' if isolated else
-                  '; measured in one process'))
+    lines.append(memory_footnote(results, isolated))
     return '\n'.join(lines)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os.path as osp
-import tempfile
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -52,7 +51,7 @@ from ..datasets.ov_splits import OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, na
 from ..errors import ConfigError
 from ..registry import METRICS
 from ..text.vocabulary import normalize_name
-from .ov_split_utils import (SPLITS, check_labels, check_metrics, format_table, mean_valid,
+from .ov_split_utils import (results_prefix, SPLITS, check_labels, check_metrics, format_table, mean_valid,
                              metrics_for, processed_image_ids, split_labels)
 
 _COCO_STATS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
@@ -133,19 +132,9 @@ class OVCocoMetric(CocoMetric):
 
     # ------------------------------------------------------------------ evaluation
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        logger = MMLogger.get_current_instance()
         gts, preds = zip(*results)
-        tmp_dir = None
-        if self.outfile_prefix is None:
-            tmp_dir = tempfile.TemporaryDirectory()
-            outfile_prefix = osp.join(tmp_dir.name, 'results')
-        else:
-            outfile_prefix = self.outfile_prefix
-        try:
-            return self._compute(gts, preds, outfile_prefix, logger)
-        finally:
-            if tmp_dir is not None:
-                tmp_dir.cleanup()
+        with results_prefix(self.outfile_prefix) as outfile_prefix:
+            return self._compute(gts, preds, outfile_prefix, MMLogger.get_current_instance())
 
     def _compute(self, gts, preds, outfile_prefix: str, logger) -> Dict[str, float]:
         coco_gt = self._coco_api

@@ -27,7 +27,6 @@ import copy
 import io
 import logging
 import os.path as osp
-import tempfile
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -44,7 +43,7 @@ from ..registry import METRICS
 from ..text.vocabulary import normalize_name
 from ..utils.openmmlab_alias import alias_into_openmmlab
 from .lvis_compat import lvis_numpy_compat
-from .ov_split_utils import (check_labels, check_metrics, format_table, mean_valid, metrics_for,
+from .ov_split_utils import (results_prefix, check_labels, check_metrics, format_table, mean_valid, metrics_for,
                              processed_image_ids, split_labels)
 
 _LVIS_KEYS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc', 'APf')
@@ -139,19 +138,9 @@ class OVLVISMetric(LVISMetric):
 
     # ------------------------------------------------------------------ evaluation
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        logger = MMLogger.get_current_instance()
         gts, preds = zip(*results)
-        tmp_dir = None
-        if self.outfile_prefix is None:
-            tmp_dir = tempfile.TemporaryDirectory()
-            outfile_prefix = osp.join(tmp_dir.name, 'results')
-        else:
-            outfile_prefix = self.outfile_prefix
-        try:
-            return self._compute(gts, preds, outfile_prefix, logger)
-        finally:
-            if tmp_dir is not None:
-                tmp_dir.cleanup()
+        with results_prefix(self.outfile_prefix) as outfile_prefix:
+            return self._compute(gts, preds, outfile_prefix, MMLogger.get_current_instance())
 
     def _compute(self, gts, preds, outfile_prefix: str, logger) -> Dict[str, float]:
         lvis_gt: LVIS = self._lvis_api

@@ -1,7 +1,10 @@
 """Helpers shared by the open-vocabulary detection metrics: splits, AP slices, tables."""
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence
+import contextlib
+import os.path as osp
+import tempfile
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -115,3 +118,14 @@ def format_table(rows: List[List[str]], title: Optional[str] = None) -> str:
     from terminaltables import AsciiTable
     table = AsciiTable(rows, title)
     return table.table
+
+
+@contextlib.contextmanager
+def results_prefix(outfile_prefix: Optional[str]) -> Iterator[str]:
+    """Where a metric writes its result JSON files: ``outfile_prefix`` when the
+    user asked to keep them, else a temporary directory removed afterwards."""
+    if outfile_prefix is not None:
+        yield outfile_prefix
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield osp.join(tmp, 'results')

@@ -161,7 +161,7 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
 def instance_inference(probs: Tensor, masks: MaskResizer, is_thing: Optional[Tensor] = None,
                        max_per_image: int = 100) -> Dict[str, Tensor]:
     """Top (query, class) pairs as instances: ``masks`` bool, ``labels``, ``scores``, ``bboxes``."""
-    num_queries, num_classes = probs.shape[0], probs.shape[-1] - 1
+    num_classes = probs.shape[-1] - 1
     scores = probs[:, :-1].float().flatten()
     k = min(max_per_image, scores.numel())
     top_scores, top = scores.topk(k, sorted=False)
