@@ -24,11 +24,11 @@ from typing import List, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from vitamin_dense.utils.cli import output_paths as cli_output_paths  # noqa: E402
 from vitamin_dense.utils.cli import quiet_third_party_logs, run_cli  # noqa: E402
 
 SAMPLE_IMAGE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'vitamin_dense',
                         'assets', 'sample.jpg')
-OUTPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')
 
 VOCAB_HELP = """\
 vocabulary grammar (--vocab):
@@ -153,22 +153,8 @@ def collect_images(paths: Sequence[str], recursive: bool = False) -> List[str]:
 
 
 def output_paths(images: Sequence[str], out: str) -> List[str]:
-    """Where each image's overlay goes (unique names in a directory, or one file)."""
-    from vitamin_dense.errors import ConfigError
-    if out.lower().endswith(OUTPUT_SUFFIXES):
-        if len(images) > 1:
-            raise ConfigError(f'--out {out} names one file but {len(images)} images were '
-                              'given: pass a directory')
-        return [out]
-    paths, used = [], set()
-    for image in images:
-        stem = osp.splitext(osp.basename(image))[0] or 'image'
-        name, k = f'{stem}_segment.png', 2
-        while name in used:
-            name, k = f'{stem}_{k}_segment.png', k + 1
-        used.add(name)
-        paths.append(osp.join(out, name))
-    return paths
+    """Where each image's picture goes (unique names in a directory, or one file)."""
+    return cli_output_paths(images, out, 'segment')
 
 
 def read_templates(value: str):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import os.path as osp
 import sys
 import warnings
-from typing import Callable, NoReturn, Optional
+from typing import Callable, List, NoReturn, Optional, Sequence
 
 from ..errors import VitaminDenseError
 
@@ -75,3 +76,26 @@ def quiet_third_party_logs() -> None:
     warnings.filterwarnings('ignore', message='No pretrained configuration specified')
     for name in ('timm', 'timm.models._builder', 'root'):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+IMAGE_OUTPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')
+
+
+def output_paths(images: Sequence[str], out: str, tag: str) -> List[str]:
+    """Where each input image's picture goes: ``out`` itself when it names one
+    image file, else ``out/<stem>_<tag>.png`` with repeated stems numbered."""
+    from ..errors import ConfigError
+    if out.lower().endswith(IMAGE_OUTPUT_SUFFIXES):
+        if len(images) > 1:
+            raise ConfigError(f'--out {out} names one file but {len(images)} images were '
+                              'given: pass a directory')
+        return [out]
+    paths, used = [], set()
+    for image in images:
+        stem = osp.splitext(osp.basename(image))[0] or 'image'
+        name, k = f'{stem}_{tag}.png', 2
+        while name in used:
+            name, k = f'{stem}_{k}_{tag}.png', k + 1
+        used.add(name)
+        paths.append(osp.join(out, name))
+    return paths
