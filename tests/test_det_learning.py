@@ -79,6 +79,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_short_training_run_beats_the_untrained_model(tmp_path, one_thread):
     cfg = load_config(CONFIG, _options(str(tmp_path / 'data'), str(tmp_path / 'work')))
     runner = build_runner(cfg)

@@ -105,6 +105,7 @@ def _mean(values):
     return float(np.mean(values)) if values else float('nan')
 
 
+@pytest.mark.slow
 def test_short_synthetic_run_learns(data_root, tmp_path, one_thread):
     """A short CPU run: the loss drops and base-class AP rises well above the untrained model."""
     cfg = _cfg(data_root, str(tmp_path / 'work'), iters=LEARN_ITERS, val_images=LEARN_VAL_IMAGES)

@@ -90,6 +90,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_tiny_fcclip_learns_on_synthetic_shapes(tmp_path, one_thread):
     cfg, root = _config(tmp_path)
     runner = build_runner(cfg)
