@@ -81,3 +81,23 @@ def test_fine_tune_recipe_builds_its_layer_decay_optimizer():
     assert all(id(p) in trained for p in model.head.parameters())
     lrs = {g['lr'] for g in wrapper.optimizer.param_groups}
     assert len(lrs) > 1  # layer-wise decay
+
+
+@pytest.mark.slow
+def test_published_recipe_builds_at_full_size():
+    """The real ViTamin-L-336 OWL detector (random weights: no download): widths and grid."""
+    register_all_modules()
+    cfg = load_config(os.path.join(ROOT, 'configs', 'ov_det', 'owl_vitamin_l_ovcoco.py'))
+    model_cfg = copy.deepcopy(cfg.model.to_dict())
+    model_cfg['backbone']['weights'] = None
+    model_cfg['text_encoder'].update(weights=None, disk_cache=False)
+    model = MODELS.build(model_cfg)
+    bb = model.backbone
+    assert (bb.model_name, bb.window_size, bb.channels['s16']) == ('ViTamin-L-336', 336, 1024)
+    assert not any(p.requires_grad for p in bb.parameters())
+    model.set_vocabulary('cat,dog')
+    with torch.no_grad():
+        out = model.eval()._forward(torch.zeros(1, 3, 336, 448))
+    assert out['logits'].shape == (1, 21 * 28, 2)      # one box per 16 px token
+    assert out['boxes'].shape == (1, 21 * 28, 4) and out['grid_hw'] == (21, 28)
+    assert out['objectness'].shape == (1, 21 * 28)

@@ -135,3 +135,78 @@ def test_tiny_config_typo_is_one_line(capsys, tmp_path, monkeypatch):
         # (other tests' loggers may have left handlers that write noise here: judge our line)
         errors = [line for line in err.splitlines() if line.startswith('error:')]
         assert len(errors) == 1 and expected in errors[0], err
+
+
+def _fcclip_configs():
+    return [p for p in SEG_CONFIGS if load_config(p).model.type == 'FCCLIPSegmentor']
+
+
+@pytest.mark.parametrize('path', _fcclip_configs(), ids=lambda p: os.path.relpath(p, ROOT))
+def test_every_fcclip_config_builds_trains_and_predicts_with_a_tiny_stand_in(path):
+    """Every argument of every FC-CLIP config is accepted: the config's own head,
+    criterion (mmdet's matcher and losses), ensemble and test settings, on the
+    tiny random ViTamin instead of the real one (no weights here)."""
+    import copy
+
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData, PixelData
+
+    from vitamin_dense.registry import MODELS, register_all_modules
+    register_all_modules()
+    model_cfg = copy.deepcopy(load_config(path).model.to_dict())
+    model_cfg['backbone'].update(model_name='ViTamin-Tiny', weights=None, train_stride=64,
+                                 test_stride=32)
+    model_cfg.setdefault('text_encoder', {}).update(model_name='ViTamin-Tiny', weights=None,
+                                                    disk_cache=False)
+    model_cfg['data_preprocessor'].pop('batch_pad_size', None)  # 1344 px crops: not here
+    model = MODELS.build(model_cfg)
+    model.set_vocabulary('circle; square; sky', 'train', thing_classes=['circle', 'square'])
+    h, w = 64, 96
+    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
+    mask = torch.zeros(1, h, w, dtype=torch.uint8)
+    mask[0, 8:30, 10:40] = 1
+    sample.gt_instances = InstanceData(labels=torch.tensor([0]),
+                                       masks=BitmapMasks(mask.numpy(), h, w))
+    sample.gt_sem_seg = PixelData(sem_seg=torch.where(mask.bool(), 0, 2).long())
+    image = torch.randint(0, 256, (3, h, w), dtype=torch.uint8)
+    data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), training=True)
+    model.train()
+    losses = model(**data, mode='loss')
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    model.eval()
+    model.set_vocabulary('circle; square; sky; grass', 'test', thing_classes=['circle', 'square'])
+    data = model.data_preprocessor(dict(inputs=[image], data_samples=[DetDataSample(
+        metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))]), training=False)
+    with torch.no_grad():
+        out = model(**data, mode='predict')[0]
+    assert out.pred_sem_seg.sem_seg.shape == (1, h, w)
+    assert int(out.pred_sem_seg.sem_seg.max()) < 4
+
+
+@pytest.mark.slow
+def test_published_recipe_builds_at_full_size():
+    """The real ViTamin-L-336 FC-CLIP (random weights: no download), its widths consistent."""
+    import copy
+
+    import torch
+
+    from vitamin_dense.registry import MODELS, register_all_modules
+    register_all_modules()
+    model_cfg = copy.deepcopy(load_config(os.path.join(ROOT, 'configs', 'ov_seg',
+                                                       'vitamin_l_coco.py')).model.to_dict())
+    model_cfg['backbone']['weights'] = None
+    model_cfg.setdefault('text_encoder', {}).update(weights=None, disk_cache=False)
+    model = MODELS.build(model_cfg)
+    bb = model.backbone
+    assert (bb.model_name, bb.window_size, bb.channels['s16'], bb.channels['clip']) == \
+        ('ViTamin-L-336', 336, 1024, 768)
+    assert sum(p.numel() for p in bb.parameters()) > 300e6
+    assert model.text_encoder.embed_dim == bb.channels['clip']
+    assert model.head.num_queries == 250
+    assert not any(p.requires_grad for p in bb.parameters())
+    model.set_vocabulary('cat; dog', 'test')
+    with torch.no_grad():
+        out = model.eval()._forward(torch.zeros(1, 3, 336, 336))
+    assert out['class_probs'].shape == (1, 250, 3)
