@@ -270,12 +270,15 @@ def _report(image: str, out: str, result, seconds: float) -> str:
         extra = f', segmented at {pw}x{ph} (longer side > --max-side)'
     lines = [f'{image} ({w}x{h}, {meta.get("windows", "?")} windows{extra}, {seconds:.2f} s)'
              f' -> {out}']
-    lines += ['  ' + line for line in result.summary().splitlines()]
     task = getattr(result, 'task', 'semantic')
+    if task != 'semantic':
+        lines.append('  semantic label map, share of pixels per class:')
+    lines += ['  ' + line for line in result.summary().splitlines()]
     if task == 'panoptic':
-        lines.append(f'  {len(result.segments)} panoptic segments:')
-        lines += [f"    {s['name']}{' (thing)' if s['isthing'] else ''}: {s['area']} px, "
-                  f"score {s['score']:.2f}" for s in result.segments]
+        lines.append(f'  {len(result.segments)} panoptic segments (the overlay), share of pixels:')
+        lines += [f"    {s['name']}{' (thing)' if s['isthing'] else ''}: {s['area']} px "
+                  f"({100 * s['area'] / max(1, h * w):.1f}%), score {s['score']:.2f}"
+                  for s in result.segments]
     elif task == 'instance' and result.instances is not None:
         inst = result.instances
         lines.append(f"  {len(inst['scores'])} instances, best:")
