@@ -256,6 +256,54 @@ def test_offline_pretrained_tag_is_a_one_line_error(tmp_path, monkeypatch):
     assert "'datacomp1b'" in message and '--weights' in message
 
 
+def _fake_hub(monkeypatch, cached=None):
+    """hf_hub_download stand-in: serves ``cached`` from the 'cache', records network calls."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    calls = []
+
+    def fake(repo, filename, cache_dir=None, local_files_only=False, **kw):
+        if local_files_only:
+            if cached and filename == os.path.basename(cached):
+                return cached
+            raise LocalEntryNotFoundError('not cached')
+        calls.append((repo, filename))
+        raise OSError('network')
+
+    monkeypatch.setattr(huggingface_hub, 'hf_hub_download', fake)
+    return calls
+
+
+def test_unreachable_hub_fails_fast_without_network_retries(monkeypatch):
+    """No HF_HUB_OFFLINE, no DNS: one line at once, not half a minute of retries."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from vitamin_dense.backbones import clip_loader
+    monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', False)
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-2, 'Name or service not known')
+
+    monkeypatch.setattr(socket, 'getaddrinfo', no_dns)
+    calls = _fake_hub(monkeypatch)
+    assert not clip_loader.hub_reachable()
+    with pytest.raises(WeightsError, match='cannot be reached') as info:
+        clip_loader.resolve_weights_file('ViTamin-S', 'datacomp1b')
+    assert calls == [] and '\n' not in str(info.value) and '--weights' in str(info.value)
+
+
+def test_cached_hub_weights_need_no_network(tmp_path, monkeypatch):
+    from vitamin_dense.backbones import clip_loader
+    cached = tmp_path / 'open_clip_model.safetensors'
+    cached.write_bytes(b'')
+    calls = _fake_hub(monkeypatch, cached=str(cached))
+    monkeypatch.setattr(clip_loader, 'hub_reachable', lambda: pytest.fail('network checked'))
+    assert clip_loader.resolve_weights_file('ViTamin-S', 'hf-hub:org/repo') == str(cached)
+    assert calls == []
+
+
 # ------------------------------------------------------------ frozen / fine-tune
 def test_frozen_mode_has_no_grads_and_stays_in_eval():
     backbone = ViTaminBackbone('ViTamin-Tiny', None)

@@ -62,24 +62,55 @@ def resolve_weights_file(model_name: str, weights: str, cache_dir: Optional[str]
         f"a pretrained tag (tags for this model: {tags}); pass --weights /path/to/file")
 
 
+def hub_reachable() -> bool:
+    """Whether the Hugging Face endpoint's host name resolves (a fast offline check:
+    without it, huggingface_hub retries a dead network for half a minute)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(constants.ENDPOINT).hostname
+    if not host:
+        return True  # an unusual endpoint: let huggingface_hub decide
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
 def _download_from_hub(repo: str, filename: Optional[str], cache_dir: Optional[str],
                        what: str) -> str:
+    """A weights file from the local hub cache, else downloaded (when the hub is reachable)."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:  # pragma: no cover - huggingface_hub is a core dependency
         raise WeightsError(f'{what} need huggingface_hub: pip install huggingface_hub') from exc
     candidates = (filename,) if filename else _HF_DEFAULT_FILES
+    file_hint = filename or _HF_DEFAULT_FILES[-1]
+    way_out = (f'Download the file elsewhere and pass --weights '
+               f'/path/to/{os.path.basename(file_hint)}')
+    for name in candidates:  # the cache first: no network needed for weights already here
+        try:
+            return hf_hub_download(repo, name, cache_dir=cache_dir, local_files_only=True)
+        except Exception:
+            pass
+    if not hub_reachable():
+        raise WeightsError(f'could not get {what}: {repo}/{file_hint} is not in the local '
+                           'Hugging Face cache and the hub cannot be reached (offline). '
+                           + way_out)
     last_error: Optional[BaseException] = None
     for name in candidates:
         try:
             return hf_hub_download(repo, name, cache_dir=cache_dir)
-        except Exception as exc:  # offline, missing file, auth ... all end the same way
+        except Exception as exc:  # missing file, auth, network ... all end the same way
             last_error = exc
     reason = type(last_error).__name__ if last_error is not None else 'unknown error'
-    file_hint = filename or _HF_DEFAULT_FILES[-1]
     raise WeightsError(
-        f"could not get {what} from the Hugging Face hub ({repo}/{file_hint}: {reason}; offline?). "
-        f"Download the file elsewhere and pass --weights /path/to/{os.path.basename(file_hint)}")
+        f'could not get {what} from the Hugging Face hub ({repo}/{file_hint}: {reason}). '
+        + way_out)
 
 
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
