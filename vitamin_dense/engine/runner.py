@@ -7,12 +7,21 @@
   ``torch.load(weights_only=True)``: no file is ever fully unpickled.
 * ``--resume`` picks the newest complete checkpoint even when MMEngine's
   ``last_checkpoint`` pointer is missing or stale.
+* ``torchrun ... --launcher pytorch`` also works on machines without CUDA
+  (small CPU runs, CI): MMEngine's launcher assumes GPUs (``nccl``,
+  ``cuda.set_device``, device ids for DDP); without CUDA the process group
+  uses ``gloo`` and DDP wraps the CPU model. Everything else (samplers,
+  gradient all-reduce, master-only logging and checkpoints) stays MMEngine's.
 """
 from __future__ import annotations
 
+import logging
 import os
 import os.path as osp
 
+import torch
+from mmengine.dist import is_distributed, master_only
+from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 from mmengine.runner import Runner
 
 from ..registry import RUNNERS
@@ -31,6 +40,34 @@ class VitaminRunner(Runner):
                 if key in checkpoint:
                     checkpoint[key] = to_plain(checkpoint[key])
 
+    def setup_env(self, env_cfg: dict) -> None:
+        if self.distributed and not is_distributed() and not torch.cuda.is_available():
+            if self.launcher != 'pytorch':
+                from ..errors import ConfigError
+                raise ConfigError(f'--launcher {self.launcher} needs CUDA devices; on a machine '
+                                  'without them use torchrun with --launcher pytorch')
+            backend = (env_cfg.get('dist_cfg') or {}).get('backend', 'gloo')
+            if backend != 'gloo':
+                logging.getLogger(__name__).warning(
+                    'no CUDA device: the process group uses gloo instead of %s', backend)
+            torch.distributed.init_process_group(backend='gloo')
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        cpu_ddp = self.distributed and not torch.cuda.is_available() and (
+            model_wrapper_cfg is None
+            or model_wrapper_cfg.get('type', 'MMDistributedDataParallel')
+            == 'MMDistributedDataParallel')
+        if not cpu_ddp:
+            return super().wrap_model(model_wrapper_cfg, model)
+        model = revert_sync_batchnorm(model)  # SyncBN needs CUDA
+        options = dict(model_wrapper_cfg or {})
+        options.pop('type', None)
+        options.setdefault('broadcast_buffers', False)
+        options.setdefault('find_unused_parameters', self.cfg.get('find_unused_parameters', False))
+        return MMDistributedDataParallel(module=model, device_ids=None, **options)
+
+    @master_only
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
         local = kwargs.get('backend_args') is None and kwargs.get('file_client_args') is None \
             and '://' not in str(out_dir)
