@@ -25,6 +25,9 @@ from .variants import VariantInfo, get_variant
 logger = logging.getLogger(__name__)
 
 RANDOM_INIT = (None, '', 'none', 'random')
+# How the same fix reads for tools/train.py and tools/test.py users.
+CONFIG_WAY_OUT = ('with tools/train.py or test.py: --cfg-options model.backbone.weights=FILE, '
+                  'and model.text_encoder.weights=FILE where the config sets it')
 _HF_DEFAULT_FILES = ('open_clip_model.safetensors', 'open_clip_pytorch_model.bin',
                      'model.safetensors', 'pytorch_model.bin')
 # The last file read, so that a backbone and a text encoder built from the
@@ -59,7 +62,8 @@ def resolve_weights_file(model_name: str, weights: str, cache_dir: Optional[str]
     tags = ', '.join(variant.pretrained_tags) or 'none'
     raise WeightsError(
         f"weights '{weights}' for {model_name} are neither a file, a 'hf-hub:org/repo' id nor "
-        f"a pretrained tag (tags for this model: {tags}); pass --weights /path/to/file")
+        f"a pretrained tag (tags for this model: {tags}); pass --weights /path/to/file "
+        f"({CONFIG_WAY_OUT})")
 
 
 def hub_reachable() -> bool:
@@ -91,7 +95,7 @@ def _download_from_hub(repo: str, filename: Optional[str], cache_dir: Optional[s
     candidates = (filename,) if filename else _HF_DEFAULT_FILES
     file_hint = filename or _HF_DEFAULT_FILES[-1]
     way_out = (f'Download the file elsewhere and pass --weights '
-               f'/path/to/{os.path.basename(file_hint)}')
+               f'/path/to/{os.path.basename(file_hint)} ({CONFIG_WAY_OUT})')
     for name in candidates:  # the cache first: no network needed for weights already here
         try:
             return hf_hub_download(repo, name, cache_dir=cache_dir, local_files_only=True)
