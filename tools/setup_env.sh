@@ -63,7 +63,7 @@ if [ "$have_stamp" != "$want_stamp" ] && [ "$have_stamp" != "$full_stamp" ]; the
     mmcv_wheel="$(ls "$WHEELS"/mmcv-2.1.0-*.whl 2>/dev/null | head -n1 || true)"
     torch_tag="$("$VENV/bin/python" -c 'import torch; print(torch.__version__.replace("+", "_"))')"
     if [ -z "$mmcv_wheel" ] || [ ! -f "$WHEELS/mmcv.torch-$torch_tag" ]; then
-      log "building mmcv 2.1.0 with compiled ops against torch $torch_tag (once; 15-20 min on 2 cores)"
+      log "building mmcv 2.1.0 with compiled ops against torch $torch_tag (once; about 10 min on 2 cores)"
       rm -f "$WHEELS"/mmcv-2.1.0-*.whl "$WHEELS"/mmcv.torch-*
       MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$WHEELS" "mmcv==2.1.0"
