@@ -19,7 +19,8 @@ from typing import List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from vitamin_dense.utils.cli import output_paths as cli_output_paths  # noqa: E402
-from vitamin_dense.utils.cli import quiet_third_party_logs, run_cli  # noqa: E402
+from vitamin_dense.utils.cli import (OneLineArgumentParser, quiet_third_party_logs,  # noqa: E402
+                                     run_cli)
 
 
 EPILOG = """\
@@ -47,13 +48,8 @@ examples:
 """
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f'error: {message} (see --help)\n')
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = _OneLineParser(description=__doc__.split('\n\n')[0], epilog=EPILOG,
+    parser = OneLineArgumentParser(description=__doc__.split('\n\n')[0], epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
     what = parser.add_argument_group('what to detect (--vocab, or --query-image + --query-box)')
@@ -168,8 +164,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print('random weights: the boxes are meaningless (smoke test)', file=sys.stderr)
     call = dict(vocabulary=vocab) if vocab is not None else dict(
         query_image=query, query_boxes=boxes, query_names=args.query_name or None)
-    for path, image, out in zip(args.images, images, outputs):
-        result = detector(image, **call)
+    # one call: exemplar queries are embedded once, images run batch_size at a time
+    results = detector.detect_batch(images, **call)
+    for path, result, out in zip(args.images, results, outputs):
         result.source = path
         written = result.save_visualization(out, title=osp.basename(path))
         if args.json:

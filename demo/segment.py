@@ -25,7 +25,8 @@ from typing import List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from vitamin_dense.utils.cli import output_paths as cli_output_paths  # noqa: E402
-from vitamin_dense.utils.cli import quiet_third_party_logs, run_cli  # noqa: E402
+from vitamin_dense.utils.cli import (OneLineArgumentParser, quiet_third_party_logs,  # noqa: E402
+                                     run_cli)
 
 SAMPLE_IMAGE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'vitamin_dense',
                         'assets', 'sample.jpg')
@@ -67,15 +68,8 @@ examples:
 """
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line (``error: ...``), like every other failure."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f'error: {message} (see --help)\n')
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = _OneLineParser(
+    parser = OneLineArgumentParser(
         description=__doc__.split('\n\n')[0], epilog=VOCAB_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('images', nargs='*', metavar='IMAGE',

@@ -27,3 +27,14 @@ def _seed():
 def tiny_model_name() -> str:
     """The tiny ViTamin (64 px window, 2 blocks): real code path, random weights."""
     return 'ViTamin-Tiny'
+
+
+@pytest.fixture
+def one_thread():
+    """Short training runs of tiny models: their tensors are too small to gain from threads
+    (mmcv's CPU RoIAlign / NMS are single-threaded anyway), and two OpenMP threads per
+    process are several times slower than one when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

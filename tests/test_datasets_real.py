@@ -1,7 +1,7 @@
 """The real data sets' loaders on tiny fake copies of their layouts: labels land in
 mmdet's order (things first) whatever the file's category order, metainfo carries
 synonyms, wide (uint16) labels survive, missing files give one clear line, and every
-base data set config builds its data set and evaluator."""
+base data set config builds its evaluator while its data set reports the missing files."""
 import json
 import os
 import os.path as osp

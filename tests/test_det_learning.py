@@ -69,15 +69,6 @@ def _border_recall(model, dataset, window: int = 64, iou_thr: float = 0.5):
     return {k: (float(np.mean(v)) if v else float('nan'), len(v)) for k, v in found.items()}
 
 
-@pytest.fixture
-def one_thread():
-    """The tiny model's ops are too small to gain from threads, and two threads per process
-    slow down by an order of magnitude when other processes compete for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.slow
 def test_short_training_run_beats_the_untrained_model(tmp_path, one_thread):

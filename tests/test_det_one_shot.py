@@ -67,3 +67,7 @@ def test_padded_queries_never_fire():
                          test_cfg=dict(score_thr=-1.0, nms_iou=None, max_per_img=10 ** 4))
     assert set(results[0].labels.tolist()) == {0, 1}
     assert set(results[1].labels.tolist()) == {0, 1, 2, 3}
+    # one (Q,) mask shared by every image, with per-image (B, Q, E) queries
+    shared = det.detect(image, queries=queries, query_mask=torch.tensor([True, False, True, False]),
+                        test_cfg=dict(score_thr=-1.0, nms_iou=None, max_per_img=10 ** 4))
+    assert [set(r.labels.tolist()) for r in shared] == [{0, 2}, {0, 2}]

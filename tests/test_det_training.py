@@ -106,10 +106,20 @@ def test_base_classes_only_and_pseudo_negatives(monkeypatch):
         picks.add(tuple(queries[3:].sum(1).round(decimals=4).tolist()))
     assert len(picks) > 1  # negatives are re-sampled every step
     # boxes of the held-out class are dropped from the targets
+    targets = []
+    real_criterion = det.criterion
+
+    def spy(outputs, gt_boxes, gt_labels, *args, **kwargs):
+        targets.append(([b.tolist() for b in gt_boxes], [lab.tolist() for lab in gt_labels]))
+        return real_criterion(outputs, gt_boxes, gt_labels, *args, **kwargs)
+
+    monkeypatch.setattr(det, 'criterion', spy)
     batch = _mmdet_batch(det, ([[10, 10, 60, 50], [70, 64, 120, 120]], [[0, 0, 40, 30]]),
                          ([0, 3], [3]))
     losses = det(batch['inputs'], batch['data_samples'], mode='loss')
     assert all(torch.isfinite(v) for v in losses.values())
+    boxes, labels = targets[-1]
+    assert labels == [[0], []] and len(boxes[0]) == 1 and boxes[1] == []
 
 
 def test_bad_training_settings():

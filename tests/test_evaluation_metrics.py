@@ -186,12 +186,38 @@ def test_panoptic_from_ann_file_matches_sample_ground_truth(dataset):
     assert results[0] == pytest.approx(results[1])
 
 
+def test_panoptic_ann_file_png_names_need_not_follow_image_names(dataset, tmp_path):
+    """Cityscapes / Mapillary name ground-truth PNGs unlike their images
+    (``x_leftImg8bit.png`` vs ``x_gtFine_panoptic.png``): the annotation's own file
+    name is used, not one derived from the image's."""
+    import shutil
+    ann = json.load(open(osp.join(dataset.data_root, 'annotations/panoptic_val.json')))
+    seg_dir = tmp_path / 'gt'
+    seg_dir.mkdir()
+    for entry in ann['annotations']:
+        renamed = osp.splitext(entry['file_name'])[0] + '_gtFine_panoptic.png'
+        shutil.copy(osp.join(dataset.data_root, 'annotations/panoptic_val', entry['file_name']),
+                    seg_dir / renamed)
+        entry['file_name'] = renamed
+    ann_file = tmp_path / 'panoptic_val.json'
+    ann_file.write_text(json.dumps(ann))
+    samples = predictions(dataset, 'perfect')
+    metric = OpenVocabPanopticMetric(ann_file=str(ann_file), seg_prefix=str(seg_dir))
+    metric.dataset_meta = dataset.metainfo
+    dicts = [s.to_dict() for s in samples]
+    for d in dicts:
+        d.pop('segments_info')
+    metric.process({}, dicts)
+    assert metric.evaluate(len(samples))['panoptic/PQ'] == pytest.approx(100.0)
+
+
 def test_panoptic_without_ground_truth_is_a_clear_error(dataset):
     metric = OpenVocabPanopticMetric()
     metric.dataset_meta = dataset.metainfo
     sample = predictions(dataset, 'perfect')[0].to_dict()
     sample.pop('segments_info')
-    with pytest.raises(Exception, match='no ground truth'):
+    from vitamin_dense.datasets.errors import DatasetError
+    with pytest.raises(DatasetError, match='no ground truth'):
         metric.process({}, [sample])
 
 
@@ -240,6 +266,23 @@ def test_semantic_falls_back_to_panoptic_labels(dataset):
         d.pop('pred_sem_seg')
     from_pan.process({}, dicts)
     assert plain.evaluate(len(samples)) == from_pan.evaluate(len(samples))
+
+
+def test_semantic_format_only_writes_label_pngs_without_ground_truth(dataset, tmp_path):
+    """mmseg's test-server mode (no ground truth): predictions saved as PNGs, no metrics."""
+    samples = predictions(dataset, 'random', seed=4)
+    metric = OpenVocabIoUMetric(format_only=True, output_dir=str(tmp_path),
+                                train_vocabulary=train_vocabulary(dataset))
+    metric.dataset_meta = dataset.metainfo
+    dicts = [s.to_dict() for s in samples]
+    for d in dicts:
+        d.pop('gt_sem_seg')
+    metric.process({}, dicts)
+    assert metric.evaluate(len(samples)) == {}
+    for d, s in zip(dicts, samples):
+        png = tmp_path / (osp.splitext(osp.basename(d['img_path']))[0] + '.png')
+        np.testing.assert_array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED),
+                                      s.pred_sem_seg.sem_seg[0].numpy())
 
 
 # -- instances --------------------------------------------------------------

@@ -125,14 +125,21 @@ def test_training_uses_base_classes_only(model):
         model.loss(inputs, _samples([[1]]))
 
 
-def test_predict_scores_all_classes_with_the_ensemble(model):
+def test_predict_scores_all_classes_with_the_ensemble(model, monkeypatch):
     model.set_dataset_meta(dict(classes=('cat', 'dog', 'car', 'bus'),
                                 base_classes=('cat', 'car'), novel_classes=('dog', 'bus')))
     model.eval()
     model.test_cfg.rcnn.score_thr = 0.0
+    head = model.roi_head.bbox_head
+    clip_inputs = []
+    real_forward = head.forward
+    monkeypatch.setattr(head, 'forward', lambda x, clip_embeddings=None: clip_inputs.append(
+        clip_embeddings) or real_forward(x, clip_embeddings))
     with torch.no_grad():
         out = model.predict(torch.randn(1, 3, 96, 128), _samples([[]]))
-    head = model.roi_head.bbox_head
+    # predict pools the dense CLIP map under every RoI for the ensemble
+    assert clip_inputs and all(c is not None and c.shape[-1] == head.embed_dim
+                               for c in clip_inputs)
     assert head.num_classes == 4
     assert head.novel_mask.tolist() == [False, True, False, True, False]
     pred = out[0].pred_instances

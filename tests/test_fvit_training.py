@@ -56,15 +56,6 @@ def _cfg(data_root: str, work_dir: str, iters: int, val_images: int = 8, **extra
     return cfg
 
 
-@pytest.fixture
-def one_thread():
-    """mmcv's CPU RoIAlign / NMS are single-threaded, and on a busy machine two OpenMP threads
-    per process are several times slower than one; the run is short and stable on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_two_iterations_test_and_inferencer(data_root, tmp_path, one_thread):
     from mmdet.apis import DetInferencer

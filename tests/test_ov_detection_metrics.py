@@ -363,8 +363,8 @@ def test_ov_lvis_metric_errors(tmp_path):
         OVLVISMetric()
     with pytest.raises(DatasetFileError, match='lvis_v1_val.json'):
         OVLVISMetric(ann_file=str(tmp_path / 'lvis_v1_val.json'))
+    path, _ = write_fake_lvis(str(tmp_path), with_images=False)
     with pytest.raises(ConfigError, match='novel_frequencies'):
-        path, _ = write_fake_lvis(str(tmp_path), with_images=False)
         OVLVISMetric(ann_file=path, novel_frequencies=('rare',))
 
 

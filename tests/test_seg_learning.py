@@ -80,15 +80,6 @@ def _majority_baseline(runner, root: str) -> tuple:
     return _metrics(evaluator.evaluate(len(loader.dataset)))
 
 
-@pytest.fixture
-def one_thread():
-    """The tiny model's tensors are small: one thread is faster than two (no OpenMP
-    synchronisation), and far faster when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.mark.slow
 def test_tiny_fcclip_learns_on_synthetic_shapes(tmp_path, one_thread):

@@ -109,6 +109,23 @@ def test_random_init_never_uses_disk_cache(tmp_path):
     assert clf.disk_cache_dir is None and not (tmp_path / 'c').exists()
 
 
+def test_weights_loaded_after_construction_rekey_the_caches(weights_file, tmp_path):
+    """A trained checkpoint loaded into a random-init tower (what the Detector and the
+    FC-CLIP predictor do): embeddings follow the loaded weights, the disk cache opens to
+    them, and disk_cache=False stays off."""
+    loaded = TextClassifier(MODEL, weights_file, templates='single', disk_cache=False)
+    cache = tmp_path / 'cache'
+    clf = TextClassifier(MODEL, None, templates='single', disk_cache=str(cache))
+    stale = clf.encode('cat')
+    clf.load_state_dict(loaded.state_dict())
+    torch.testing.assert_close(clf.encode('cat'), loaded.encode('cat'))
+    assert not torch.allclose(stale, clf.encode('cat'))
+    assert clf.disk_cache_dir == str(cache) and any(cache.iterdir())
+    off = TextClassifier(MODEL, None, templates='single', disk_cache=False)
+    off.load_state_dict(loaded.state_dict())
+    assert off.disk_cache_dir is None and loaded.disk_cache_dir is None
+
+
 def test_long_names_warn_and_truncate(weights_file):
     clf = TextClassifier(MODEL, weights_file, templates='single', disk_cache=False)
     long_name = ' '.join(['extraordinarily'] * 60)

@@ -51,9 +51,11 @@ def test_resample_of_a_region_equals_upsample_then_crop():
     full = F.interpolate(scores[None], size=(64, 112), mode='bilinear', align_corners=False)[0]
     torch.testing.assert_close(resample_scores(scores, image_size, region),
                                full[:, :50, :100], atol=1e-5, rtol=1e-5)
-    # Mapping to a larger "original" size equals resizing that crop bilinearly.
+    # A 2x larger "original" size: the same region of a 2x denser (x32) upsample.
     big = resample_scores(scores, (100, 200), region)
-    assert big.shape == (2, 100, 200)
+    denser = F.interpolate(scores[None], size=(128, 224), mode='bilinear',
+                           align_corners=False)[0]
+    torch.testing.assert_close(big, denser[:, :100, :200], atol=1e-5, rtol=1e-5)
 
 
 def test_label_map_in_bands_equals_the_whole_argmax():

@@ -19,12 +19,8 @@ TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))  # the repository (vitamin_dense)
 sys.path.insert(0, TOOLS)               # the benchmarks package
 
-from vitamin_dense.utils.cli import quiet_third_party_logs, run_cli  # noqa: E402
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f'error: {message} (see --help)\n')
+from vitamin_dense.utils.cli import (OneLineArgumentParser, quiet_third_party_logs,  # noqa: E402
+                                     run_cli)
 
 
 def discover() -> Dict[str, object]:
@@ -41,9 +37,9 @@ def discover() -> Dict[str, object]:
 
 
 def build_parser(modules: Dict[str, object]) -> argparse.ArgumentParser:
-    parser = _OneLineParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='benchmark', metavar='{' + ','.join(modules) + '}',
-                                parser_class=_OneLineParser)
+                                parser_class=OneLineArgumentParser)
     sub.required = True
     for name, module in modules.items():
         doc = (module.__doc__ or name).strip()

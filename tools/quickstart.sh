@@ -38,7 +38,7 @@ mkdir -p "$WORK"
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" "$PY" tools/train.py "$CONFIG" --work-dir "$WORK" \
   --cfg-options "${DATA_OPTIONS[@]}" train_cfg.max_iters="$ITERS" param_scheduler.end="$ITERS" \
   default_hooks.checkpoint.interval="$ITERS" val_cfg=None val_dataloader=None val_evaluator=None \
-  2>&1 | tee "$WORK/train.log" | grep --line-buffered -E 'Iter\(train\)|^error' \
+  2>&1 | tee "$WORK/train.log" | { grep --line-buffered -E 'Iter\(train\)|^error' || true; } \
   | sed -u -E 's/  (d[0-9]\.)?loss_[a-z]+: [0-9.]+//g'
 CKPT="$WORK/iter_$ITERS.pth"
 

@@ -12,11 +12,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from vitamin_dense.utils.cli import quiet_third_party_logs, run_cli  # noqa: E402
+from vitamin_dense.utils.cli import (OneLineArgumentParser, quiet_third_party_logs,  # noqa: E402
+                                     run_cli)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file (or "none" to evaluate the '
                         'model as built, e.g. training-free)')

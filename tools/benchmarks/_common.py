@@ -105,10 +105,6 @@ class PeakMemory:
         """Peak above the level just before the measured code, in MiB."""
         return (self.peak - self.baseline) / MB
 
-    @property
-    def peak_mb(self) -> float:
-        return self.peak / MB
-
 
 def synchronize(device: torch.device) -> None:
     if device.type == 'cuda':

@@ -19,6 +19,7 @@ example (seconds):  python tools/benchmark.py backbone --variants ViTamin-Tiny -
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import statistics
 from typing import Any, Dict, List
@@ -119,7 +120,7 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
 
     with PeakMemory(device) as memory:
         times = time_calls(forward, int(spec['repeats']), int(spec['warmup']), device)
-    output_bytes = sum(4 * _numel(s) for s in shapes.values())
+    output_bytes = sum(4 * math.prod(s) for s in shapes.values())
     best = min(times)
     return {
         'variant': spec['variant'], 'window': backbone.window_size, 'stride': stride,
@@ -133,13 +134,6 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
         'budget_mb': spec.get('budget_mb'), 'large': bool(spec.get('large')),
         'device': device_name(device),
     }
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
 
 
 def report(results: List[Dict[str, Any]], isolated: bool = True) -> str:

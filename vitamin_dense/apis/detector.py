@@ -162,16 +162,7 @@ def _load_state(detector, state: Dict[str, torch.Tensor], source: str) -> None:
         raise WeightsError(f'checkpoint {source} does not fit the detector: {len(missing)} '
                            f'missing, {len(unexpected)} unexpected, {len(bad)} mis-shaped keys '
                            f'(e.g. {example}); pass the --config it was trained with')
-    detector.load_state_dict(state, strict=True)
-    text = detector.text_encoder
-    # The text tower was built without weights and then loaded: re-key its embedding cache
-    # on the loaded weights (and allow the on-disk cache, now that the key is meaningful).
-    if hasattr(text, '_weights_fingerprint'):
-        text._fingerprint = text._weights_fingerprint()
-        text._memory_cache.clear()
-        if getattr(text, 'disk_cache_dir', None) is None:
-            from ..text import default_cache_dir
-            text.disk_cache_dir = default_cache_dir()
+    detector.load_state_dict(state, strict=True)  # the text tower re-keys its caches
 
 
 # ------------------------------------------------------------------ the API

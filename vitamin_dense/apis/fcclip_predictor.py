@@ -93,7 +93,7 @@ class MaskSegmentationResult(SegmentationResult):
             canvas = _draw_instances(shown, self.instances, base, self.class_names, size,
                                      self.size, alpha, score_threshold)
             labels = self.instances['labels'][self.instances['scores'] >= score_threshold] \
-                if self.instances is not None else []
+                if self.instances is not None else np.empty(0, np.int64)
             entries = [LegendEntry(self.class_names[k], tuple(int(c) for c in base[k]),
                                    f'x{int((labels == k).sum())}') for k in sorted(set(labels.tolist()))]
         if not legend or not entries:
@@ -252,19 +252,19 @@ def _panoptic_segments(sample, vocabulary: Vocabulary) -> Tuple[np.ndarray, List
     from ..models.postprocess import INSTANCE_OFFSET
     pan = sample.pred_panoptic_seg.sem_seg[0].cpu()
     info = {s['id']: s for s in sample.pred_panoptic_seg.metainfo.get('segments_info', [])}
-    index = torch.full(pan.shape, -1, dtype=torch.int32)
+    ids, inverse, counts = torch.unique(pan, return_inverse=True, return_counts=True)
+    lut = torch.full((len(ids),), -1, dtype=torch.int32)  # unique id -> segment index
     segments = []
-    for seg_id in torch.unique(pan).tolist():
+    for k, (seg_id, area) in enumerate(zip(ids.tolist(), counts.tolist())):
         label = seg_id % INSTANCE_OFFSET
         if label >= len(vocabulary):
             continue  # void
-        where = pan == seg_id
-        index[where] = len(segments)
+        lut[k] = len(segments)
         segments.append(dict(id=len(segments), label=int(label), name=vocabulary.names[label],
                              isthing=seg_id >= INSTANCE_OFFSET,
                              score=float(info.get(seg_id, {}).get('score', float('nan'))),
-                             area=int(where.sum())))
-    return index.numpy(), segments
+                             area=int(area)))
+    return lut[inverse].numpy(), segments
 
 
 @register_predictor('fcclip')

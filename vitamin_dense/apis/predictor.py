@@ -71,10 +71,6 @@ class PreparedImage:
     def processed_size(self) -> Tuple[int, int]:
         return int(self.processed.shape[0]), int(self.processed.shape[1])
 
-    @property
-    def downscaled(self) -> bool:
-        return self.processed_size != self.size
-
     def to_tensor(self, mean: Sequence[float], std: Sequence[float],
                   device: torch.device) -> Tensor:
         """``(1, 3, h, w)`` float32 of ``processed``, normalised with 0-255 ``mean`` / ``std``."""
@@ -196,11 +192,11 @@ class TrainingFreePredictor:
     def clip_map(self, image: PreparedImage) -> Tuple[Tensor, Dict[str, Any]]:
         """Normalised CLIP map ``(1, E, h, w)`` of the processed image, cached."""
         key = (image.key, self.stride)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached, {'features_cached': True, 'feature_seconds': 0.0}
         h, w = image.processed_size
         windows = count_windows(h, w, self.model.backbone.window_size, self.stride)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached, {'features_cached': True, 'feature_seconds': 0.0, 'windows': windows}
         start = time.perf_counter()
         with torch.inference_mode():
             x = image.to_tensor(self.model.backbone.pixel_mean, self.model.backbone.pixel_std,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -133,9 +133,9 @@ class SegmentationResult:
         check_threshold(threshold)
         labels, counts = label_map(self.scores, self.size, self.region, threshold,
                                    are_logits=self.scores_are_logits)
-        return SegmentationResult(labels, list(self.class_names), self.scores, self.region,
-                                  counts, self.scores_are_logits, threshold, self.image,
-                                  self.source, dict(self.meta))
+        # replace(): a subclass (panoptic / instance results) keeps its own fields
+        return replace(self, labels=labels, pixel_counts=counts, threshold=threshold,
+                       class_names=list(self.class_names), meta=dict(self.meta))
 
     # ---------------------------------------------------------------- drawing
     def colors(self, by: str = 'index') -> List[Tuple[int, int, int]]:

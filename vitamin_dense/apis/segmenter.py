@@ -69,7 +69,8 @@ class Segmenter:
             shrunk copy (area interpolation) and the labels mapped back to the
             original size; bounds time and memory for huge inputs. None: never.
         feature_cache_size: images whose features are kept (LRU).
-        memory_budget_mb: bounds the windows run at once.
+        memory_budget_mb: bounds the windows run at once (default: the predictor's own,
+            2048 MB training-free, the config's value for a trained model).
         progress: progress bars for many windows / many images.
         predictor: a registered predictor name (``'training-free'``) or a
             ready :class:`~vitamin_dense.apis.predictor.Predictor` object.
@@ -81,7 +82,7 @@ class Segmenter:
                  device: Union[None, str, torch.device] = 'auto', stride: Optional[int] = None,
                  templates: Union[str, Sequence[str]] = 'vild', threshold: Optional[float] = None,
                  max_side: Optional[int] = DEFAULT_MAX_SIDE, feature_cache_size: int = 8,
-                 memory_budget_mb: Optional[float] = 2048, progress: bool = False,
+                 memory_budget_mb: Optional[float] = None, progress: bool = False,
                  predictor: Union[str, Predictor] = 'training-free', **predictor_options):
         if max_side is not None and int(max_side) < 16:
             raise ConfigError(f'max_side must be at least 16 px (or None), got {max_side}')
@@ -90,10 +91,12 @@ class Segmenter:
         self.max_side = int(max_side) if max_side is not None else None
         self.progress = progress
         if isinstance(predictor, str):
+            if memory_budget_mb is not None:  # else each predictor's own default / config's
+                predictor_options['memory_budget_mb'] = memory_budget_mb
             predictor = build_predictor(
                 predictor, model=model, weights=weights, device=self.device, stride=stride,
-                templates=templates, memory_budget_mb=memory_budget_mb,
-                feature_cache_size=feature_cache_size, progress=progress, **predictor_options)
+                templates=templates, feature_cache_size=feature_cache_size, progress=progress,
+                **predictor_options)
         elif predictor_options:
             raise ConfigError('predictor options were given together with a ready predictor')
         if not isinstance(predictor, Predictor):

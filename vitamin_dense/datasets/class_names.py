@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import re
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -113,13 +113,14 @@ def build_synonyms(names: Sequence[str],
         table[canonical_class_name(key)] = tuple(table.get(canonical_class_name(key), ())) + \
             tuple(values)
     primaries: List[str] = []
+    claimed = set()  # normalised primaries so far (a set: 847-class lists stay linear)
     for name in names:
         parts = split_names(name) or [name.strip()]
         primary = display_name(parts[0])
-        if normalize_name(primary) in {normalize_name(p) for p in primaries}:
+        if normalize_name(primary) in claimed:
             primary = f'{primary} ({parts[1]})' if len(parts) > 1 else f'{primary} 2'
         primaries.append(primary)
-    claimed = {normalize_name(p) for p in primaries}
+        claimed.add(normalize_name(primary))
     result = []
     for name, primary in zip(names, primaries):
         parts = split_names(name) or [name.strip()]
@@ -281,7 +282,3 @@ VOCABULARY_LOADERS = {
 
 for _name, _loader in VOCABULARY_LOADERS.items():
     register_builtin_vocabulary(_name, _loader)
-
-
-def synonyms_for(classes: Iterable[str], extra=None) -> Synonyms:
-    return build_synonyms(list(classes), extra)

@@ -32,6 +32,15 @@ class _MissingCategories(KeyError):
     pass
 
 
+def use_annotation_file_names(api: COCOPanoptic) -> None:
+    """Point each image's ``segm_file`` at its annotation's PNG: mmdet derives it from
+    the image name (``x.jpg`` -> ``x.png``), which Cityscapes / Mapillary do not follow."""
+    for ann in api.dataset.get('annotations', []):
+        img = api.imgs.get(ann['image_id'])
+        if img is not None and ann.get('file_name'):
+            img['segm_file'] = ann['file_name']
+
+
 class NameOrderedCOCOPanoptic(COCOPanoptic):
     """mmdet's COCOPanoptic API with two fixes for other data sets' files:
     ``get_cat_ids(cat_names=...)`` follows the order of the names (and fails on
@@ -39,10 +48,7 @@ class NameOrderedCOCOPanoptic(COCOPanoptic):
 
     def createIndex(self) -> None:  # noqa: N802 (pycocotools' name)
         super().createIndex()
-        for ann in self.dataset.get('annotations', []):
-            img = self.imgs.get(ann['image_id'])
-            if img is not None and ann.get('file_name'):
-                img['segm_file'] = ann['file_name']
+        use_annotation_file_names(self)
 
     def get_cat_ids(self, cat_names=[], sup_names=[], cat_ids=[]):  # noqa: B006 (mmdet's API)
         if cat_names and not sup_names and not cat_ids:
@@ -187,7 +193,7 @@ class MapillaryPanopticDataset(OpenVocabPanopticMixin, CocoPanopticDataset):
         except (OSError, ValueError, KeyError) as exc:
             raise DatasetError(f'{cls.DATASET_NAME}: cannot read categories of {path}: {exc}')
         isthing = {c['name']: bool(c.get('isthing')) for c in categories}
-        base = mapillary_meta()
+        base = cls.METAINFO
         palette = dict(zip(base['classes'], base['palette']))
         names = [n for n in base['classes'] if n in isthing]
         if len(names) != len(base['classes']):

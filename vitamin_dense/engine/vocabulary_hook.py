@@ -11,9 +11,9 @@ implements one method::
 
 and :class:`VocabularyHook` calls it: with the training data set before
 training (and the validation data set's, as ``'test'``, so a detector can keep
-evaluation classes out of its pseudo-negatives), with the validation / test
-data set before those loops, and with the training data set again after a
-validation inside training.
+evaluation classes out of its pseudo-negatives), and with the validation / test
+data set before those loops. Models keep the two vocabularies apart, so a
+validation inside training leaves the training classes alone.
 
 A vocabulary fixed in the model config (``fixed_train_vocabulary`` /
 ``fixed_test_vocabulary`` true) is kept, but must have as many classes as the
@@ -26,7 +26,6 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import BaseLoop
 
 from ..errors import VocabularyError
 from ..registry import HOOKS
@@ -90,11 +89,6 @@ class VocabularyHook(Hook):
 
     def before_val(self, runner) -> None:
         self._apply(runner, runner.val_dataloader, 'test', 'val')
-
-    def after_val(self, runner) -> None:
-        loop = getattr(runner, '_train_loop', None)
-        if isinstance(loop, BaseLoop):  # validation during training: back to its classes
-            self._apply(runner, loop, 'train', 'train')
 
     def before_test(self, runner) -> None:
         self._apply(runner, runner.test_dataloader, 'test', 'test')

@@ -32,6 +32,7 @@ from panopticapi.evaluation import PQStat
 from panopticapi.utils import rgb2id
 
 from ..datasets.errors import DatasetError, DatasetFileError
+from ..datasets.panoptic import use_annotation_file_names
 from ..registry import METRICS
 from ..text.vocabulary import VocabSpec
 from .seen_split import resolve_seen_flags, split_indices
@@ -69,6 +70,8 @@ class OpenVocabPanopticMetric(CocoPanopticMetric):
                          backend_args=backend_args, collect_device=collect_device,
                          prefix=prefix)
         self.train_vocabulary = train_vocabulary
+        if self._coco_api is not None:
+            use_annotation_file_names(self._coco_api)
 
     # -- categories ----------------------------------------------------------
     def _label_categories(self) -> Dict[int, dict]:
@@ -129,8 +132,8 @@ class OpenVocabPanopticMetric(CocoPanopticMetric):
                 continue  # a category outside the evaluated classes
             segments.append(dict(seg, category_id=cat_to_label[seg['category_id']]))
         info = self._coco_api.imgs[img_id]
-        file_name = info.get('segm_file') or osp.splitext(info['file_name'])[0] + '.png'
-        return dict(image_id=img_id, file_name=file_name, segments_info=segments), self.seg_prefix
+        return (dict(image_id=img_id, file_name=info['segm_file'], segments_info=segments),
+                self.seg_prefix)
 
     # -- aggregate -----------------------------------------------------------
     def compute_metrics(self, results: list) -> Dict[str, float]:

@@ -17,6 +17,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 from mmengine.logging import MMLogger, print_log
+from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmseg.evaluation import IoUMetric
 
 from ..datasets.errors import DatasetError
@@ -24,7 +25,6 @@ from ..registry import METRICS
 from ..text.vocabulary import VocabSpec
 from .seen_split import resolve_seen_flags, split_indices
 
-INSTANCE_OFFSET = 1000  # mmdet's panoptic encoding (mmdet.evaluation.functional.INSTANCE_OFFSET)
 
 
 def _pixel_data(field) -> Optional[torch.Tensor]:
@@ -68,21 +68,25 @@ class OpenVocabIoUMetric(IoUMetric):
                 pred = torch.where(pred >= num_classes, torch.full_like(pred, self.ignore_index),
                                    pred)
             pred = pred.squeeze()
+            normalised = dict(pred_sem_seg=dict(data=pred), img_path=sample.get('img_path'),
+                              reduce_zero_label=sample.get('reduce_zero_label', False))
             gt = _pixel_data(sample.get('gt_sem_seg'))
-            if gt is None:
+            if gt is None and not self.format_only:
                 raise DatasetError('semantic metric: the data sample has no gt_sem_seg '
                                    '(load the annotations in the test pipeline)')
-            gt = gt.squeeze().to(pred)
-            if gt.shape != pred.shape:
-                raise DatasetError(f'semantic metric: prediction {tuple(pred.shape)} and ground '
-                                   f'truth {tuple(gt.shape)} differ in size')
-            self.results.append(self.intersect_and_union(pred, gt, num_classes,
-                                                         self.ignore_index))
+            if gt is not None:
+                gt = gt.squeeze().to(pred)
+                if gt.shape != pred.shape:
+                    raise DatasetError(f'semantic metric: prediction {tuple(pred.shape)} and '
+                                       f'ground truth {tuple(gt.shape)} differ in size')
+                normalised['gt_sem_seg'] = dict(data=gt)
+            # mmseg's own process: IoU statistics, or the PNGs of format_only / output_dir
+            super().process(data_batch, [normalised])
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         metrics = super().compute_metrics(results)
         flags = resolve_seen_flags(self.dataset_meta, self.train_vocabulary)
-        if flags is None:
+        if flags is None or self.format_only:
             return metrics
         totals = [sum(parts) for parts in zip(*results)]
         per_class = self.total_area_to_metrics(*totals, self.metrics, self.nan_to_num, self.beta)

@@ -297,19 +297,16 @@ class OwlDetectionHead(BaseModule):
         b, h, w, d = features.shape
         return self.objectness_head(features.detach().reshape(b, h * w, d))[..., 0]
 
-    def embed_classes(self, features: Tensor) -> Tensor:
-        """Unnormalised class embeddings ``(B, H*W, E)`` of every token."""
-        b, h, w, d = features.shape
-        return self.class_head.embed(features.reshape(b, h * w, d))
-
     def forward(self, features: Tensor, queries: Optional[Tensor] = None,
-                query_mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
+                query_mask: Optional[Tensor] = None,
+                with_objectness: bool = True) -> Dict[str, Tensor]:
         """All head outputs for merged features ``(B, H, W, D)``.
 
         Returns a dict with ``boxes`` ``(B, N, 4)`` (normalised cxcywh on the
         grid), ``class_embeds`` ``(B, N, E)`` (unnormalised), ``logits``
         ``(B, N, Q)`` when ``queries`` are given, ``objectness`` ``(B, N)``
-        when the head has one, and ``grid_hw``.
+        when the head has one and ``with_objectness`` (inference that scores
+        by class alone skips it), and ``grid_hw``.
         """
         b, h, w, d = features.shape
         if d != self.in_channels:
@@ -320,7 +317,7 @@ class OwlDetectionHead(BaseModule):
             out['logits'], out['class_embeds'] = self.class_head(flat, queries, query_mask)
         else:
             out['class_embeds'] = self.class_head.embed(flat)
-        if self.objectness_head is not None:
+        if self.objectness_head is not None and with_objectness:
             out['objectness'] = self.predict_objectness(features)
         return out
 

@@ -262,7 +262,9 @@ class FCCLIPSegmentor(BaseModel):
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         vocab = self._require('train')
         feats = self.extract_feat(inputs)
-        out = self.head(feats, self.in_vocab_embeddings('train'), all_steps=True)
+        # every decoder step is classified only when the criterion supervises them all
+        out = self.head(feats, self.in_vocab_embeddings('train'),
+                        all_steps=self.criterion.deep_supervision)
         targets = [segment_targets(s, vocab, inputs.shape[-2:]) for s in data_samples]
         return self.criterion(out['pred_logits'], out['pred_masks'], targets)
 

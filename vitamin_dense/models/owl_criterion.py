@@ -17,7 +17,6 @@ queries be excluded with a weight.
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -25,7 +24,6 @@ from torch import Tensor
 
 from ..heads.owl_heads import boxes_to_pixels
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_ASSIGNER = dict(
     type='mmdet.HungarianAssigner',

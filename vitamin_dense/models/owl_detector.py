@@ -493,8 +493,8 @@ class OwlDetector(BaseModel):
             queries, query_mask = stack_queries(per_image)
         elif queries.dim() == 2:
             queries = queries.unsqueeze(0).expand(b, -1, -1)
-            if query_mask is not None and query_mask.dim() == 1:
-                query_mask = query_mask.unsqueeze(0).expand(b, -1)
+        if query_mask is not None and query_mask.dim() == 1:  # one mask for every image
+            query_mask = query_mask.unsqueeze(0).expand(b, -1)
         groups: Dict[Tuple[int, int], List[int]] = OrderedDict()
         for i, meta in enumerate(metas):
             h, w = (int(v) for v in meta.get('img_shape', (full_h, full_w))[:2])
@@ -504,7 +504,8 @@ class OwlDetector(BaseModel):
             index = torch.tensor(idx, device=images.device)
             feats = self.extract_features(images[index, :, :h, :w])
             mask = query_mask[index] if query_mask is not None else None
-            out = self.head(feats, queries[index], mask)
+            out = self.head(feats, queries[index], mask,
+                            with_objectness=cfg.score_mode != 'class')
             boxes_px = boxes_to_pixels(out['boxes'], out['grid_hw'])
             objectness = out.get('objectness')
             for k, i in enumerate(idx):

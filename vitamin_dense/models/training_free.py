@@ -29,7 +29,6 @@ so a 20000 px image never holds ``K x H x W`` floats at once.
 """
 from __future__ import annotations
 
-import logging
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -41,18 +40,15 @@ from torch import Tensor
 from ..backbones import ViTaminBackbone, snap_stride
 from ..errors import ConfigError
 from ..registry import MODELS
+from .data_preprocessor import CLIP_MEAN, CLIP_STD
 from ..text import TextClassifier, Vocabulary, parse_vocabulary
 
-logger = logging.getLogger(__name__)
 
 NO_CLASS = -1
 # (top, left, bottom, right) of the image inside a score map, as fractions of
 # the map's extent.
 Region = Tuple[float, float, float, float]
 FULL_REGION: Region = (0.0, 0.0, 1.0, 1.0)
-# Default CLIP normalisation (every ViTamin variant uses OpenAI's CLIP stats), 0-255 scale.
-CLIP_MEAN_255 = (122.7709383, 116.7460125, 104.09373615)
-CLIP_STD_255 = (68.5005327, 66.6321579, 70.32316305)
 
 
 # ------------------------------------------------------------ functional core
@@ -257,8 +253,8 @@ class TrainingFreeSegmentor(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg=None):
         if data_preprocessor is None:
-            data_preprocessor = dict(type='ImgDataPreprocessor', mean=CLIP_MEAN_255,
-                                     std=CLIP_STD_255, bgr_to_rgb=True, pad_size_divisor=16)
+            data_preprocessor = dict(type='ImgDataPreprocessor', mean=CLIP_MEAN,
+                                     std=CLIP_STD, bgr_to_rgb=True, pad_size_divisor=16)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = ViTaminBackbone(model_name, weights, out_levels=(), with_clip_map=True,
                                         frozen=True, memory_budget_mb=memory_budget_mb,

@@ -81,13 +81,24 @@ class TextClassifier(BaseModule):
             raise ValueError('chunk_size must be at least 1')
         self.chunk_size = chunk_size
         self.progress = progress
-        self._fingerprint = self._weights_fingerprint()
-        if disk_cache is False or weights in RANDOM_INIT:
-            self.disk_cache_dir = None
-        else:
-            self.disk_cache_dir = disk_cache if isinstance(disk_cache, str) else default_cache_dir()
+        self._disk_cache = disk_cache
         self._memory_cache: 'OrderedDict[str, Tensor]' = OrderedDict()
         self._warned: set = set()
+        self._key_on_weights(loaded=weights not in RANDOM_INIT)
+        # Weights loaded later (a trained checkpoint) re-key the caches on those weights.
+        self.register_load_state_dict_post_hook(
+            lambda module, incompatible: module._key_on_weights(loaded=True))
+
+    def _key_on_weights(self, loaded: bool) -> None:
+        """Key the embedding caches on the current weights; random weights never reach
+        the disk cache (their key would be meaningless across runs)."""
+        self._fingerprint = self._weights_fingerprint()
+        self._memory_cache.clear()
+        if self._disk_cache is False or not loaded:
+            self.disk_cache_dir = None
+        else:
+            self.disk_cache_dir = (self._disk_cache if isinstance(self._disk_cache, str)
+                                   else default_cache_dir())
 
     def init_weights(self) -> None:
         """Weights are loaded at construction; never let a runner re-initialise them."""

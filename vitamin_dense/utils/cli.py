@@ -6,6 +6,7 @@ exit status 2. ``--debug`` (or ``VITAMIN_DENSE_DEBUG=1``) shows the traceback.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import os.path as osp
@@ -76,6 +77,14 @@ def quiet_third_party_logs() -> None:
     warnings.filterwarnings('ignore', message='No pretrained configuration specified')
     for name in ('timm', 'timm.models._builder', 'root'):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """Usage errors as one line (``error: ...``), like every other failure of our CLIs."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f'error: {message} (see --help)\n')
 
 
 IMAGE_OUTPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')

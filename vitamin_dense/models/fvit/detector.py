@@ -115,7 +115,6 @@ class SlidingFViT(TwoStageDetector):
         super().__init__(backbone=backbone, neck=None, rpn_head=rpn_head, roi_head=roi_head,
                          train_cfg=train_cfg, test_cfg=test_cfg,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.window_stride = self.backbone.train_stride
         adapter = dict(adapter or {})
         self.adapter = SlidingFViTAdapter.from_backbone(
             self.backbone, levels=adapter.get('levels'), norm=adapter.get('norm', 'SyncBN'))
