@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from vitamin_dense.errors import ConfigError
-from vitamin_dense.heads import OwlDetectionHead, boxes_to_pixels, grid_box_bias, pixels_to_boxes
+from vitamin_dense.models.owl import OwlDetectionHead, boxes_to_pixels, grid_box_bias, pixels_to_boxes
 
 
 @pytest.mark.parametrize('h,w', [(1, 1), (1, 7), (5, 3), (21, 21), (56, 84)])

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tests.helpers.det import build_tiny_detector
-from vitamin_dense.heads import masked_token_mean
+from vitamin_dense.models.owl import masked_token_mean
 
 
 @pytest.fixture(scope='module')

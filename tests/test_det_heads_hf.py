@@ -7,7 +7,7 @@ head output is compared to float tolerance.
 import pytest
 import torch
 
-from vitamin_dense.heads import OwlDetectionHead, grid_box_bias, select_query_embedding
+from vitamin_dense.models.owl import OwlDetectionHead, grid_box_bias, select_query_embedding
 
 VISION, TEXT, IMAGE, PATCH = 48, 32, 96, 16
 

@@ -4,7 +4,7 @@ import torch
 
 from tests.helpers.det import build_tiny_detector
 from vitamin_dense.errors import ConfigError
-from vitamin_dense.heads import select_query_embedding
+from vitamin_dense.models.owl import select_query_embedding
 
 
 def test_rule_keeps_well_overlapping_boxes_and_takes_the_least_mean_like():

@@ -77,7 +77,7 @@ def test_image_without_boxes_and_matching_count():
     # one-to-one matching: exactly as many positive tokens as boxes
     feats = det.extract_features(batch['inputs'])
     out = det.head(feats, det.training_queries()[0])
-    from vitamin_dense.heads import boxes_to_pixels
+    from vitamin_dense.models.owl import boxes_to_pixels
     px = boxes_to_pixels(out['boxes'], out['grid_hw'])
     gt = torch.tensor([[0., 0, 40, 30], [50, 50, 90, 90]])
     tokens, gt_idx = det.criterion.assign(out['logits'][1], px[1], gt, torch.tensor([1, 0]),

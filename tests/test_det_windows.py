@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.helpers.det import build_tiny_detector, zero_box_mlp
-from vitamin_dense.heads import boxes_to_pixels
+from vitamin_dense.models.owl import boxes_to_pixels
 
 
 @pytest.fixture(scope='module')

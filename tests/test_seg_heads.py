@@ -18,9 +18,9 @@ from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttention,
 from mmengine.config import ConfigDict
 
 from vitamin_dense.errors import ConfigError
-from vitamin_dense.heads import (FCCLIPHead, MaskedAttentionDecoder, MSDeformAttn,
-                                 DeformablePixelDecoder, geometric_ensemble,
+from vitamin_dense.heads import (MaskedAttentionDecoder, MSDeformAttn, DeformablePixelDecoder,
                                  mmcv_kernel_available, ms_deform_attn, ms_deform_attn_pytorch)
+from vitamin_dense.models.fcclip import FCCLIPHead, geometric_ensemble
 
 SHAPES = [(9, 13), (5, 7), (3, 4)]
 IN_CHANNELS = [16, 32, 64, 64]

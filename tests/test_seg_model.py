@@ -21,7 +21,7 @@ from vitamin_dense.errors import ConfigError, VocabularyError
 from vitamin_dense.models import (INSTANCE_OFFSET, FCCLIPSegmentor, MaskFormerCriterion,
                                   SegVocabulary, instance_inference, panoptic_inference,
                                   segment_targets, semantic_inference)
-from vitamin_dense.models.postprocess import MaskResizer, masks_to_boxes
+from vitamin_dense.models.fcclip.postprocess import MaskResizer, masks_to_boxes
 
 NUM_THINGS, NUM_STUFF = 3, 2
 K = NUM_THINGS + NUM_STUFF

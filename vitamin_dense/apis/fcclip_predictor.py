@@ -180,7 +180,7 @@ class FCCLIPPredictor:
 
     def _vocabulary(self, vocabulary: Vocabulary):
         """Test vocabulary with thing / stuff kinds borrowed from matching training classes."""
-        from ..models.seg_vocabulary import SegVocabulary
+        from ..models.fcclip.vocabulary import SegVocabulary
         from ..text.splits import canonical_class_name
         train = self.model.train_vocabulary
         kinds: Dict[str, bool] = {}
@@ -249,7 +249,7 @@ def _low_res_semantic(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 def _panoptic_segments(sample, vocabulary: Vocabulary) -> Tuple[np.ndarray, List[Dict]]:
-    from ..models.postprocess import INSTANCE_OFFSET
+    from ..models.fcclip.postprocess import INSTANCE_OFFSET
     pan = sample.pred_panoptic_seg.sem_seg[0].cpu()
     info = {s['id']: s for s in sample.pred_panoptic_seg.metainfo.get('segments_info', [])}
     ids, inverse, counts = torch.unique(pan, return_inverse=True, return_counts=True)

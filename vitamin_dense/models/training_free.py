@@ -40,7 +40,7 @@ from torch import Tensor
 from ..backbones import ViTaminBackbone, snap_stride
 from ..errors import ConfigError
 from ..registry import MODELS
-from .data_preprocessor import CLIP_MEAN, CLIP_STD
+from .fcclip.data_preprocessor import CLIP_MEAN, CLIP_STD
 from ..text import TextClassifier, Vocabulary, parse_vocabulary
 
 

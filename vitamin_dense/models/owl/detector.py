@@ -4,7 +4,7 @@
           -> LayerNorm -> per-token box / class / objectness heads
     vocabulary -> CLIP text tower -> class embeddings (queries)
 
-Design decisions (see also :mod:`vitamin_dense.heads.owl_heads`):
+Design decisions (see also :mod:`vitamin_dense.models.owl.heads`):
 
 * **Heads on the stitched token map**, not per window. The backbone averages
   overlapping windows into one token map of the whole image; every token
@@ -30,7 +30,7 @@ Design decisions (see also :mod:`vitamin_dense.heads.owl_heads`):
   never depend on the other images of the batch or on batch padding.
 * **Training**: one query per training class plus sampled pseudo-negative
   class names; Hungarian matching and focal / L1 / GIoU losses with mmdet's
-  components (:class:`~vitamin_dense.models.owl_criterion.OwlSetCriterion`),
+  components (:class:`~vitamin_dense.models.owl.criterion.OwlSetCriterion`),
   imported only when training.
 """
 from __future__ import annotations
@@ -46,15 +46,15 @@ from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..backbones.sliding_window import TOKEN_SIZE, sliding_window_forward
-from ..errors import ConfigError, VocabularyError
-from ..heads.image_query import ImageQuery, select_query_embedding
-from ..heads.owl_heads import OwlDetectionHead, boxes_to_pixels, masked_token_mean
-from ..registry import MODELS, register_openmmlab_alias
-from ..text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
+from ...backbones.sliding_window import TOKEN_SIZE, sliding_window_forward
+from ...errors import ConfigError, VocabularyError
+from .image_query import ImageQuery, select_query_embedding
+from .heads import OwlDetectionHead, boxes_to_pixels, masked_token_mean
+from ...registry import MODELS, register_openmmlab_alias
+from ...text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
                                vocabulary_from_metainfo)
-from .owl_criterion import OwlSetCriterion
-from .owl_postprocess import OwlTestConfig, rescale_boxes, select_detections, token_scores
+from .criterion import OwlSetCriterion
+from .postprocess import OwlTestConfig, rescale_boxes, select_detections, token_scores
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class OwlDetector(BaseModel):
             that may be present but are unannotated are never pushed down.
             Images without ``neg_labels`` use every query.
         train_cfg: ``dict(assigner=...)``, mmdet's ``HungarianAssigner`` config.
-        test_cfg: :class:`~vitamin_dense.models.owl_postprocess.OwlTestConfig` fields.
+        test_cfg: :class:`~vitamin_dense.models.owl.postprocess.OwlTestConfig` fields.
         loss_cls / loss_bbox / loss_iou / loss_obj: mmdet loss configs.
         query_iou_ratio: one-shot queries keep boxes within this fraction of
             the best IoU with the exemplar (OWL-ViT: 0.8).

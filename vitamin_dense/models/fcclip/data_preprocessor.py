@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import ImgDataPreprocessor
 
-from ..registry import MODELS
+from ...registry import MODELS
 
 CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)  # OpenAI CLIP, 0-255, RGB
 CLIP_STD = (68.5005327, 66.6321579, 70.32316305)

@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from ..registry import MODELS
-from .pixel_decoder import DeformablePixelDecoder
-from .transformer_decoder import MLP, DecoderStep, MaskedAttentionDecoder
+from ...errors import ConfigError
+from ...registry import MODELS
+from ...heads.pixel_decoder import DeformablePixelDecoder
+from ...heads.transformer_decoder import MLP, DecoderStep, MaskedAttentionDecoder
 
 MAX_LOGIT_SCALE = 100.0
 

@@ -33,14 +33,14 @@ from mmengine.model import BaseModel
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor, nn
 
-from ..errors import ConfigError, VocabularyError
-from ..heads.fcclip_head import geometric_ensemble
-from ..registry import MODELS
-from ..text.vocabulary import VocabSpec
+from ...errors import ConfigError, VocabularyError
+from .head import geometric_ensemble
+from ...registry import MODELS
+from ...text.vocabulary import VocabSpec
 from .data_preprocessor import OVSegDataPreprocessor  # noqa: F401  (registers the type)
 from .postprocess import (MaskResizer, instance_inference, panoptic_inference,
                           semantic_inference)
-from .seg_vocabulary import SegVocabulary, seen_flags
+from .vocabulary import SegVocabulary, seen_flags
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class FCCLIPSegmentor(BaseModel):
             (frozen by default; ``frozen=False, trainable_blocks=N`` fine-tunes).
         head: :class:`~vitamin_dense.heads.FCCLIPHead` config (input channels
             and the embedding size are filled in from the backbone).
-        criterion: :class:`~vitamin_dense.models.criterion.MaskFormerCriterion`
+        criterion: :class:`~vitamin_dense.models.fcclip.criterion.MaskFormerCriterion`
             config (built on the first ``loss`` call: needs mmdet).
         text_encoder: :class:`~vitamin_dense.text.TextClassifier` config
             (model name and weights default to the backbone's).

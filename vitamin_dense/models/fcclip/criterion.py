@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..registry import MODELS
+from ...registry import MODELS
 
 
 def _mmdet_cfg(cfg: dict) -> dict:

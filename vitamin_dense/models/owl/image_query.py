@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from torch import Tensor
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 
 class ImageQuery(NamedTuple):

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from ..registry import MODELS
+from ...errors import ConfigError
+from ...registry import MODELS
 
 GRID_ANCHORS = ('center', 'corner')
 CONTEXT_MODES = ('image', 'window', 'none')

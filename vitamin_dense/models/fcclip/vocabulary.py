@@ -19,9 +19,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..errors import VocabularyError
-from ..text.splits import seen_mask
-from ..text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
+from ...errors import VocabularyError
+from ...text.splits import seen_mask
+from ...text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
                                vocabulary_from_metainfo)
 
 

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..heads.owl_heads import boxes_to_pixels
+from .heads import boxes_to_pixels
 
 
 DEFAULT_ASSIGNER = dict(
@@ -65,7 +65,7 @@ class OwlSetCriterion:
         if self._built is None:
             import mmdet.models  # noqa: F401  (registers mmdet's losses and costs)
 
-            from ..registry import MODELS, TASK_UTILS
+            from ...registry import MODELS, TASK_UTILS
             # Built through our registries with mmdet's scope prefix: MMEngine then finds
             # them whatever the default scope is (a runner's 'vitamin_dense', or none).
             built = {'assigner': TASK_UTILS.build(_mmdet_scoped(self.cfgs['assigner']))}
