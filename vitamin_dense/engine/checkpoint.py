@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import WeightsError
+from ..utils.file_kind import describe_non_checkpoint
 
 _BUFFER_TAG = '__vitamin_dense_history_buffer__'
 
@@ -61,6 +62,10 @@ def load_runner_checkpoint(path: str, map_location: Any = 'cpu') -> dict:
     """Load a checkpoint written by our runner, weights-only, with clear errors."""
     if not os.path.isfile(path):
         raise WeightsError(f'checkpoint not found: {path}')
+    kind = describe_non_checkpoint(path)
+    if kind is not None:
+        raise WeightsError(f'{path} is not a PyTorch checkpoint ({kind}); pass the .pth file '
+                           'tools/train.py wrote (work_dirs/<config>/iter_N.pth)')
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
