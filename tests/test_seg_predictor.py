@@ -86,8 +86,10 @@ def test_labels_agree_with_model_predict(segmenter):
 
 
 def test_predictor_errors(checkpoint, tmp_path):
-    with pytest.raises(ConfigError, match='needs both a config and a checkpoint'):
+    with pytest.raises(ConfigError, match='needs a checkpoint'):
         Segmenter(predictor='fcclip', config=CONFIG, device='cpu')
+    with pytest.raises(ConfigError, match='carries no config'):  # and none is given
+        Segmenter(predictor='fcclip', checkpoint=checkpoint, device='cpu')
     with pytest.raises(WeightsError, match='not found'):
         Segmenter(predictor='fcclip', config=CONFIG, checkpoint=str(tmp_path / 'nope.pth'))
     other = tmp_path / 'other.pth'
@@ -127,7 +129,7 @@ def test_demo_flag_errors_are_one_line(checkpoint, capsys, monkeypatch):
     demo = _demo()
     for argv, expected in (
             (['--vocab', 'a,b', '--task', 'instance'], 'needs a trained model'),
-            (['--vocab', 'a,b', '--config', CONFIG], 'go together'),
+            (['--vocab', 'a,b', '--config', CONFIG], '--config needs --checkpoint'),
             (['--vocab', 'a,b', '--config', CONFIG, '--checkpoint', checkpoint,
               '--random-init'], 'do(es) not apply'),
             (['--vocab', 'a,b', '--config', CONFIG, '--checkpoint', 'missing.pth'],

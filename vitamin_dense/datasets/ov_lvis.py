@@ -26,7 +26,7 @@ from mmdet.datasets import LVISV1Dataset
 from mmengine.fileio import get_local_path
 
 from ..registry import DATASETS
-from ..text.vocabulary import normalize_name, register_builtin_vocabulary
+from ..text.vocabulary import normalize_name
 from ..utils.openmmlab_alias import alias_into_openmmlab
 from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, annotation_error,
                                 check_class_subset, check_first_image, describe_missing,
@@ -162,4 +162,3 @@ def _image_file(img_info: dict) -> str:
 
 # stock mmdet configs (default_scope='mmdet') can name it too
 alias_into_openmmlab(OVLVISDataset, 'DATASETS', packages=('mmdet',))
-register_builtin_vocabulary('lvis', lambda: list(lvis_v1_classes()))

@@ -147,9 +147,9 @@ class TextClassifier(BaseModule):
             from tqdm import tqdm
             iterator = tqdm(chunks, desc=f'text prompts ({len(prompts)})', unit='chunk', leave=False)
         out = []
+        self._check_length(prompts)  # one warning for all the prompts, not one per template
         with torch.no_grad():
             for chunk in iterator:
-                self._check_length(chunk)
                 tokens = self.tokenizer(chunk).to(self.device)
                 emb = self.text(tokens).float()
                 out.append(emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12))
@@ -176,14 +176,19 @@ class TextClassifier(BaseModule):
 
     def _check_length(self, prompts: List[str]) -> None:
         limit = self.context_length - 2  # start and end tokens
+        long = []
         for prompt in prompts:
             if prompt in self._warned:
                 continue
             n = len(self.tokenizer.encode(prompt)) if hasattr(self.tokenizer, 'encode') else 0
             if n > limit:
                 self._warned.add(prompt)
-                warnings.warn(f"prompt '{prompt[:60]}...' has {n} tokens, more than the text "
-                              f'context ({limit}); it is truncated', stacklevel=3)
+                long.append((prompt, n))
+        if long:
+            prompt, n = long[0]
+            more = f' (and {len(long) - 1} more prompts)' if len(long) > 1 else ''
+            warnings.warn(f"prompt '{prompt[:60]}...' has {n} tokens, more than the text "
+                          f'context ({limit}); it is truncated{more}', stacklevel=3)
 
     def _weights_fingerprint(self) -> str:
         """Cheap hash of the text tower's weights (a sample of every tensor)."""
