@@ -22,6 +22,3 @@ model = dict(
 
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(visualization=dict(type='mmseg.SegVisualizationHook', draw=False))
-visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
-                  name='visualizer')
