@@ -231,3 +231,28 @@ def test_page_in_a_real_browser(browser, app_url, tmp_path):
     foreign = [u for u in requested if not u.startswith(app_url) and not u.startswith(
         ('data:', 'blob:'))]
     assert not foreign, foreign
+
+
+def test_trained_segmentation_tasks(tiny_model_name):
+    """Panoptic and instance requests through a (random-init) trained FC-CLIP model."""
+    from vitamin_dense.apis import Segmenter
+    from vitamin_dense.engine.config import load_config
+    from vitamin_dense.registry import MODELS, register_all_modules
+    from vitamin_dense.webapp import DemoModels, Request
+    register_all_modules(init_default_scope=False)
+    cfg = load_config(osp.join(ROOT, 'configs', 'ov_seg', 'vitamin_tiny_synthetic.py'))
+    model = MODELS.build(cfg.model).eval()
+    models = DemoModels(Segmenter(tiny_model_name, weights=None, device='cpu'), trained=model)
+    assert models.choices() == {'training-free': ['semantic'],
+                                'trained': ['semantic', 'panoptic', 'instance']}
+    rgb = (np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)
+    for task in ('semantic', 'panoptic', 'instance'):
+        reply = models.predict(Request(image=rgb, vocabulary='circle; square; grass',
+                                       task=task, model='trained'))
+        assert reply.record['task'] == task and reply.png.startswith(b'\x89PNG')
+        names = {row['name'] for row in reply.legend}
+        assert names <= {'circle', 'square', 'grass'}
+        if task == 'panoptic':
+            assert len(reply.record['segments']) >= len(reply.legend) >= 1
+        if task == 'instance':
+            assert len(reply.legend) == min(50, len(reply.record['instances']))
