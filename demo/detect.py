@@ -1,6 +1,6 @@
 """Open-vocabulary object detection with a trained ViTamin detector (OWL-style or F-ViT).
 
-    python demo/detect.py [IMAGE|DIR ...] --vocab "cat,dog" --checkpoint CKPT [--config CFG]
+    python demo/detect.py [IMAGE|DIR|VIDEO ...] --vocab "cat,dog" --checkpoint CKPT [--config CFG]
         [--threshold S] [--out PATH] [--save-pred] [--device auto]
     python demo/detect.py [IMAGE|DIR ...] --query-image Q.jpg --query-box x1,y1,x2,y2
         --checkpoint CKPT
@@ -124,18 +124,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
     quiet_third_party_logs()
+    load_toolkit()
+    from vitamin_dense.apis import Detector
+    from vitamin_dense.apis.detector import check_query_box, parse_box
+    from vitamin_dense.apis.video import is_video_path
+    from vitamin_dense.errors import ConfigError
+    from vitamin_dense.text import parse_vocabulary
     from vitamin_dense.utils.image_io import read_image
-    images = [read_image(path) for path in paths]  # corrupt files fail before the model loads
+    vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
+    # corrupt files fail before the model loads; videos are read frame by frame later
+    images = [read_image(path) for path in paths if not is_video_path(path)]
+    if len(images) != len(paths) and (len(paths) > 1 or vocab is None):
+        raise ConfigError('a video goes alone (no other IMAGE) and with --vocab')
     query = boxes = None
     if args.query_image:
-        from vitamin_dense.apis.detector import check_query_box, parse_box
         query = read_image(args.query_image)
         boxes = [check_query_box(parse_box(b), query.shape[:2], args.query_image)
                  for b in args.query_box]
-    load_toolkit()
-    from vitamin_dense.apis import Detector
-    from vitamin_dense.text import parse_vocabulary
-    vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
     threshold = args.threshold
     if threshold is None:
         threshold = 0.0 if args.random_init else (DETECTION_THRESHOLD if vocab is not None
@@ -153,6 +158,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'{detector!r}', file=sys.stderr)
     if args.random_init:
         print('random weights: the boxes are meaningless (smoke test)', file=sys.stderr)
+    if not images:  # one video (vitamin_dense/apis/video.py)
+        from vitamin_dense.apis.video import detect_video
+        done = detect_video(detector, paths[0], vocab, args.out, args.frame_stride)
+        print(f"{paths[0]}: {done['frames']} frames -> {done['video']}, {done['json']}")
+        return 0
     call = dict(vocabulary=vocab) if vocab is not None else dict(
         query_image=query, query_boxes=boxes, query_names=args.query_name or None)
     # one call: exemplar queries are embedded once, images run batch_size at a time

@@ -1,6 +1,6 @@
 """Open-vocabulary segmentation of images with ViTamin (training-free by default).
 
-    python demo/segment.py [IMAGE|DIR ...] --vocab "cat,dog" [--model ViTamin-L-336]
+    python demo/segment.py [IMAGE|DIR|VIDEO ...] --vocab "cat,dog" [--model ViTamin-L-336]
         [--weights datacomp1b|FILE|hf-hub:ORG/REPO] [--random-init] [--stride PX]
         [--threshold P] [--templates vild|imagenet|single|FILE] [--out PATH] [--device auto]
     python demo/segment.py [IMAGE|DIR ...] --vocab "cat,dog" --checkpoint CKPT [--config CFG]
@@ -159,12 +159,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               device=args.device, stride=args.stride, templates=templates,
                               threshold=threshold, max_side=args.max_side or None,
                               progress=True)
+    from vitamin_dense.apis.video import is_video_path
+    video = len(images) == 1 and is_video_path(images[0])
     describe = getattr(segmenter.predictor, 'describe', None)
     what = describe() if callable(describe) else getattr(segmenter.predictor, 'name', 'model')
     _info(f'{what} on {segmenter.device}; {len(vocab)} classes, {len(images)} image'
           f'{"s" if len(images) > 1 else ""}')
     if args.random_init:
         _info('random weights: the masks are meaningless (smoke test)')
+    if video:  # annotated video + per-frame JSON, frames streamed (vitamin_dense/apis/video.py)
+        from vitamin_dense.apis.video import segment_video
+        done = segment_video(segmenter, images[0], vocab, args.out, args.frame_stride,
+                             threshold=threshold, alpha=args.alpha)
+        print(f"{images[0]}: {done['frames']} frames -> {done['video']}, {done['json']}")
+        return 0
 
     many = len(images) > 1
     iterator = list(zip(images, outputs))

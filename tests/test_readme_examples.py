@@ -23,7 +23,11 @@ README = os.path.join(ROOT, 'README.md')
 CANNOT_RUN_HERE = [
     (r'ViTamin-L|vitamin_l_|vitamin-l336|owl_l_|iter_368750', 'published ViTamin-L weights, a '
      'trained ViTamin-L model or a real data set'),
-    (r'photo\.jpg|other\.jpg|\bCKPT\b|\bCONFIG\b|/data/', "placeholders for the reader's files"),
+    (r'photo\.jpg|other\.jpg|clip\.mp4|\b(owl|seg)\.pth|\bCKPT\b|\bCONFIG\b|/data/',
+     "placeholders for the reader's files"),
+    (r'demo/app\.py', 'a server that runs until stopped (tests/test_webapp.py drives it)'),
+    (r'tools/export_onnx\.py training-free', 'ViTamin-L-336 by default: its weights '
+     '(tests/test_export_onnx.py exports tiny models)'),
     (r'^torchrun', 'several processes on GPUs'),
     (r'tools/run_tests\.sh', 'the test suite itself'),
     (r'tools/quickstart\.sh', 'the main job: test_quickstart_runs_offline below'),

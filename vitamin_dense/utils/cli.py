@@ -162,7 +162,9 @@ DEFAULT_WEIGHTS = 'datacomp1b'
 DEMO_FLAGS_HELP = """\
 flags shared by demo/segment.py and demo/detect.py (same names, same meanings):
   IMAGE|DIR ...        images, or directories of images (--recursive: also their
-                       sub-directories); default: the bundled sample photo
+                       sub-directories), or one video (--frame-stride N: every N-th
+                       frame; an annotated video and per-frame JSON are written);
+                       default: the bundled sample photo
   --vocab CLASSES      what to find: "cat,dog", "kitten, cat; dog" (with a ';',
                        commas join synonyms: 2 classes), dataset:NAME, or a file
                        with one class per line (alias: --texts)
@@ -203,6 +205,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser, tag: str) -> Dict[str, A
                              'EXIF-rotated images are handled')
     parser.add_argument('--recursive', action='store_true',
                         help='also look for images in sub-directories of directory arguments')
+    parser.add_argument('--frame-stride', type=int, default=1, metavar='N',
+                        help='a video as IMAGE: every N-th frame (default: every frame)')
     what = parser.add_argument_group('what to find')
     what.add_argument('--vocab', '--texts', dest='vocab', metavar='CLASSES',
                       help='class names: "cat,dog", "kitten, cat; dog", dataset:NAME or a file')
@@ -243,6 +247,8 @@ def check_demo_arguments(args: argparse.Namespace, allow_config_only: bool = Fal
     (the config's architecture on random weights).
     """
     from ..errors import ConfigError, WeightsError
+    if args.frame_stride < 1:
+        raise ConfigError(f'--frame-stride {args.frame_stride} must be at least 1')
     if args.threshold is not None and not 0.0 <= args.threshold < 1.0:
         raise ConfigError(f'--threshold {args.threshold} is not a score in [0, 1): predictions '
                           'scoring below it are not shown')
