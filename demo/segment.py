@@ -27,11 +27,10 @@ if 'vitamin_dense' not in sys.modules:  # --help and input errors before the hea
     os.environ['VITAMIN_DENSE_LAZY_IMPORT'] = '1'
 
 from vitamin_dense.utils.cli import output_paths as cli_output_paths  # noqa: E402
-from vitamin_dense.utils.cli import (DEMO_FLAGS_HELP, SAMPLE_IMAGE,  # noqa: E402,F401
-                                     OneLineArgumentParser, add_demo_arguments,
-                                     check_demo_arguments, check_vocabulary_spec,
-                                     collect_images, load_toolkit, quiet_third_party_logs,
-                                     run_cli)
+from vitamin_dense.utils.cli import (DEMO_FLAGS_HELP, OneLineArgumentParser,  # noqa: E402
+                                     add_demo_arguments, check_demo_arguments,
+                                     check_vocabulary_spec, collect_images, load_toolkit,
+                                     quiet_third_party_logs, run_cli)
 
 EPILOG = DEMO_FLAGS_HELP + """
 segmentation (this demo):

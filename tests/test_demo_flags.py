@@ -7,12 +7,10 @@ import json
 import os
 
 import cv2
-import numpy as np
 import pytest
-import torch
 from skimage import data as skdata
 
-from vitamin_dense.engine.config import load_config
+from tests.helpers.checkpoints import tiny_checkpoint
 from vitamin_dense.utils.cli import add_demo_arguments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,31 +43,14 @@ def test_both_demos_define_the_shared_flags_identically():
             assert _demo(name).parse_args(['--vocab', 'a', flag]).save_pred is True
 
 
-def _checkpoint(path, cfg, model):
-    """A runner-style checkpoint: every weight, and the config as MMEngine stores it."""
-    torch.save({'state_dict': model.state_dict(), 'meta': {'cfg': cfg.pretty_text}}, path)
-    return str(path)
-
-
 @pytest.fixture(scope='module')
 def seg_checkpoint(tmp_path_factory):
-    import vitamin_dense  # noqa: F401
-    from vitamin_dense.registry import MODELS
-    cfg = load_config(SEG_TINY)
-    model = MODELS.build(cfg.model)
-    model.set_vocabulary('dataset:synthetic', 'train', thing_classes=[
-        'circle', 'square', 'triangle', 'star', 'ring', 'cross'])
-    return _checkpoint(tmp_path_factory.mktemp('seg') / 'seg.pth', cfg, model)
+    return tiny_checkpoint(SEG_TINY, tmp_path_factory.mktemp('seg') / 'seg.pth')
 
 
 @pytest.fixture(scope='module')
 def fvit_checkpoint(tmp_path_factory):
-    import vitamin_dense  # noqa: F401
-    from mmdet.registry import MODELS
-    cfg = load_config(FVIT_TINY)
-    model = MODELS.build(cfg.model)
-    model.set_vocabulary('dataset:synthetic_seen')
-    return _checkpoint(tmp_path_factory.mktemp('fvit') / 'fvit.pth', cfg, model)
+    return tiny_checkpoint(FVIT_TINY, tmp_path_factory.mktemp('fvit') / 'fvit.pth')
 
 
 @pytest.fixture(scope='module')

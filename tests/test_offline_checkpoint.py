@@ -9,6 +9,7 @@ import pytest
 import torch
 from skimage import data as skdata
 
+from tests.helpers.checkpoints import tiny_checkpoint
 from vitamin_dense.engine.config import load_config, use_checkpoint_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,18 +26,7 @@ socket.create_connection = _blocked
 
 def _checkpoint(tmp_path, config):
     """A complete checkpoint of the tiny model, whose config names downloadable weights."""
-    import vitamin_dense  # noqa: F401
-    from vitamin_dense.registry import MODELS
-    cfg = load_config(config)
-    model = MODELS.build(cfg.model)  # weights=None: random, nothing downloaded here
-    if hasattr(model, 'set_vocabulary') and 'owl' not in config:
-        model.set_vocabulary('dataset:synthetic', 'train', thing_classes=[
-            'circle', 'square', 'triangle', 'star', 'ring', 'cross'])
-    with_pretrained = load_config(config, dict(PRETRAINED))
-    path = tmp_path / 'complete.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {'cfg': with_pretrained.pretty_text}},
-               path)
-    return str(path)
+    return tiny_checkpoint(config, tmp_path / 'complete.pth', config_options=dict(PRETRAINED))
 
 
 def _blocked_env(tmp_path):

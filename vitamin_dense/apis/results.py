@@ -207,8 +207,8 @@ class SegmentationResult:
         width = max([len(n) for n, _ in items] + [4])
         lines = [f'{name:<{width}}  {100 * share:6.2f}%' for name, share in items]
         if missing and not absent:
-            lines.append(f'({len(missing)} other class{"es cover" if len(missing) > 1 else " covers"}'
-                         ' no pixel)')
+            verb = 'classes cover' if len(missing) > 1 else 'class covers'
+            lines.append(f'({len(missing)} other {verb} no pixel)')
         return '\n'.join(lines)
 
 

@@ -32,9 +32,9 @@ from ..utils.openmmlab_alias import alias_into_openmmlab
 from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, annotation_error,
                                 check_class_subset, check_first_image, describe_missing,
                                 require_file)
-from .ov_splits import (OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, coco_classes,
-                        coco_palette, labels_in_subset, names_to_mask, ov_coco_classes,
-                        ov_coco_palette, random_palette, split_metainfo)
+from .ov_splits import (OV_COCO_NOVEL_CLASSES, coco_classes, coco_palette, labels_in_subset,
+                        names_to_mask, ov_coco_classes, ov_coco_palette, random_palette,
+                        split_metainfo)
 
 OV_COCO_LAYOUT = ('data/coco/annotations/instances_{train,val}2017.json with images in '
                   'data/coco/{train,val}2017/ (OVR-CNN instances_*_seen_2 / *_all_2 files '

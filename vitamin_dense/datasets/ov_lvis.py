@@ -32,7 +32,7 @@ from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, anno
                                 check_class_subset, check_first_image, describe_missing,
                                 require_file)
 from .ov_splits import (LVIS_FREQUENCIES, LVIS_NOVEL_FREQUENCIES, dedupe_synonyms,
-                        labels_in_subset, lvis_v1_classes, random_palette, split_metainfo)
+                        labels_in_subset, random_palette, split_metainfo)
 
 OV_LVIS_LAYOUT = ('data/lvis_v1/annotations/lvis_v1_{train,val}.json with the COCO 2017 images '
                   'in data/lvis_v1/{train,val}2017/')

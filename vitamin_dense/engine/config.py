@@ -111,7 +111,7 @@ def _data_root_moves(cfg, options: Dict[str, Any]) -> List[Tuple[Tuple[str, ...]
 
 
 def _rebase_paths(cfg, sections: Sequence[str], old: str, new: str, skip: set) -> None:
-    """Every string under ``sections`` that equals ``old`` or lies under it now lies under ``new``."""
+    """Strings under ``sections`` equal to ``old``, or paths under it, move to ``new``."""
     base = old.rstrip('/')
 
     def move(value: str) -> str:
@@ -185,6 +185,9 @@ def enable_show_dir(cfg, show_dir: str, score_thr: Optional[float] = None) -> st
     hooks = cfg.default_hooks
     hook = hooks.get('visualization') or {}
     kind = str(hook.get('type', '')).split('.')[-1]
+    visualizer = str((cfg.get('visualizer') or {}).get('type', ''))
+    if kind == 'DetVisualizationHook' and not visualizer.endswith('DetLocalVisualizer'):
+        kind = ''  # mmdet's hook draws through mmdet's visualizer only
     if kind not in ('DenseVisualizationHook', 'DetVisualizationHook'):
         interval = hook.get('interval', 50)
         hook = dict(type='vitamin_dense.DenseVisualizationHook', interval=interval)

@@ -61,8 +61,9 @@ def _component_built_from_config(exc: BaseException) -> Optional[str]:
     found = None
     while tb is not None:
         code = tb.tb_frame.f_code
+        where = code.co_filename.replace(os.sep, '/')
         if code.co_name == 'build_from_cfg' and \
-                code.co_filename.replace(os.sep, '/').endswith('mmengine/registry/build_functions.py'):
+                where.endswith('mmengine/registry/build_functions.py'):
             callee = tb.tb_next
             if callee is not None:
                 frame = callee.tb_frame
