@@ -100,6 +100,9 @@ def check_inputs(args: argparse.Namespace):
             raise ConfigError('--query-box needs --query-image (the image the box is drawn on)')
         if not args.query_box:
             raise ConfigError('--query-image needs at least one --query-box x1,y1,x2,y2')
+        if not osp.isfile(args.query_image):
+            from vitamin_dense.errors import ImageReadError
+            raise ImageReadError(f'query image not found: {args.query_image}')
         if args.query_name and len(args.query_name) != len(args.query_box):
             raise ConfigError(f'{len(args.query_name)} --query-name for {len(args.query_box)} '
                               '--query-box: give one name per box (or none)')

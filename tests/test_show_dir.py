@@ -101,3 +101,19 @@ def test_show_dir_writes_pictures_under_work_dir_timestamp(tmp_path, config, ext
     assert not os.path.exists(tmp_path / 'vis')  # not in the current directory
     picture = cv2.imread(found[0])
     assert picture.shape[0] >= 256 and picture.shape[1] >= 256  # drawn readable, with a legend
+
+
+def test_validation_pictures_go_to_the_visualizer_every_interval(tmp_path):
+    from types import SimpleNamespace
+    from vitamin_dense.visualization.hook import DenseVisualizationHook
+    _, sample = _sample(tmp_path, boxes=[[5, 5, 40, 30]], scores=[0.5], labels=[0])
+    shown = []
+    visualizer = SimpleNamespace(dataset_meta=dict(classes=('circle',)),
+                                 add_image=lambda name, image, step: shown.append((name, step)))
+    runner = SimpleNamespace(iter=100, visualizer=visualizer)
+    hook = DenseVisualizationHook(draw=True, interval=2)
+    for batch_idx in range(4):
+        hook.after_val_iter(runner, batch_idx, None, [sample])
+    assert shown == [('val_img', 100), ('val_img', 102)]
+    DenseVisualizationHook(draw=False).after_val_iter(runner, 0, None, [sample])
+    assert len(shown) == 2

@@ -49,7 +49,7 @@ def test_training_log_starts_with_the_run(tmp_path):
         "train_cfg = dict(by_epoch=False, max_iters=2)\n"
         "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01))\n"
         "default_hooks = dict(logger=dict(type='LoggerHook', interval=1))\n"
-        "log_processor = dict(by_epoch=False)\n"
+        "log_processor = dict(type='LogProcessor', by_epoch=False)\n"
         "default_scope = 'vitamin_dense'\n")
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, 'tools/train.py', str(cfg)], capture_output=True,

@@ -67,4 +67,7 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+# mmdet's visualizer, for mmdet's DetInferencer (the hook is default_runtime's)
+visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
+                  name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)

@@ -79,4 +79,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1500, max_keep_ckpts=1),
 )
+# mmdet's visualizer, for mmdet's DetInferencer (the hook is default_runtime's)
+visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
+                  name='visualizer')
 randomness = dict(seed=0)
