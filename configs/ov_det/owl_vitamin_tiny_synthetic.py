@@ -1,6 +1,8 @@
 # Tiny OWL detector on the synthetic shapes (offline, CPU, minutes): the whole path of the
-# OV-COCO / OV-LVIS recipes (sliding windows, stitched-map heads, Hungarian matching with
-# mmdet's costs and losses, pseudo-negatives, COCO AP) at toy scale.
+# OV-COCO / OV-LVIS recipes (sliding windows, stitched-map heads, one square box frame,
+# Hungarian matching with OWL's costs and losses, pseudo-negatives, COCO AP) at toy scale.
+# The cheap mode: the text tower stays frozen (its class embeddings are cached), and the
+# random-init tower trains from scratch at a toy learning rate, not OWL's 2e-5.
 #
 #   OMP_NUM_THREADS=1 python tools/train.py configs/ov_det/owl_vitamin_tiny_synthetic.py
 #   python tools/test.py configs/ov_det/owl_vitamin_tiny_synthetic.py \
@@ -22,7 +24,9 @@ _base_ = [
 
 model = dict(
     backbone=dict(model_name='ViTamin-Tiny', weights=None, frozen=False, train_stride=64,
-                  test_stride=64, memory_budget_mb=512),
+                  test_stride=64, memory_budget_mb=512, grad_checkpointing=False),
+    freeze_text=True,
+    frame_size=128,                    # the training crop: the square box frame
     # a random text tower embeds bare names far more distinctly than 'a photo of a {}.'
     text_encoder=dict(model_name='ViTamin-Tiny', weights=None, templates=['{}'],
                       progress=False),
