@@ -12,7 +12,8 @@ OV-COCO at toy scale:
 
 The text side is a fixed embedding table in which synonyms are neighbours, as
 they are in a trained CLIP text tower (the tiny random text tower knows no
-synonyms). With today's word rule the near-synonyms stay in the pool, so star
+synonyms); the tiny backbone is frozen (random features) and only the heads
+learn, so the run takes about 40 s of CPU. With today's word rule the near-synonyms stay in the pool, so star
 objects are trained as "not a pentagram", i.e. not a star, and the novel
 query's recall collapses; excluded by meaning, the star recall holds up.
 """
@@ -99,19 +100,24 @@ def _train(det, data, steps, lr, seed):
         opt.step()
 
 
-def _novel_recall(det, data, top_k=3):
-    """Recall at IoU 0.5 of the star boxes among the novel query's top boxes per image."""
+def _novel_recall(det, data, top_k=10):
+    """Recall at IoU 0.5 of the star boxes among each image's top ``top_k`` detections over
+    the whole vocabulary (the novel class must outscore the base classes' boxes)."""
     from torchvision.ops import box_iou
     images, boxes, labels = data
     det.eval()
     found = []
-    cfg = dict(score_thr=-1.0, nms_iou=0.3, max_per_img=top_k)
-    out = det.detect(images, [dict(img_shape=(SIZE, SIZE), vocabulary=NOVEL)] * len(images),
+    cfg = dict(score_thr=-1.0, nms_iou=0.5, max_per_img=top_k)
+    vocab = ','.join(BASE + (NOVEL,))
+    out = det.detect(images, [dict(img_shape=(SIZE, SIZE), vocabulary=vocab)] * len(images),
                      rescale=False, test_cfg=cfg)
     for pred, gt, lab in zip(out, boxes, labels):
         stars = gt[lab == len(BASE)]
         if len(stars):
-            found += (box_iou(stars, pred.bboxes).max(1).values >= 0.5).tolist()
+            mine = pred.bboxes[pred.labels == len(BASE)]
+            hit = box_iou(stars, mine).max(1).values >= 0.5 if len(mine) else \
+                torch.zeros(len(stars), dtype=torch.bool)
+            found += hit.tolist()
     return float(np.mean(found)), len(found)
 
 
@@ -120,19 +126,19 @@ def _detector(meaning):
     text = ConceptTextEncoder([(c,) for c in BASE] + [(NOVEL,) + STAR_SYNONYMS] +
                               [(n,) for n in OTHERS])
     return OwlDetector(
-        backbone=dict(model_name='ViTamin-Tiny', weights=None, frozen=False),
+        backbone=dict(model_name='ViTamin-Tiny', weights=None, frozen=True),
         text_encoder=text, head=dict(init='scaled'), frame_size=SIZE,
         vocabulary=','.join(BASE + (NOVEL,)), negative_vocabulary=','.join(
-            STAR_SYNONYMS + OTHERS), num_negatives=3, negative_meaning=meaning,
+            STAR_SYNONYMS + OTHERS), num_negatives=4, negative_meaning=meaning,
         test_cfg=dict(nms_iou=0.3))
 
 
 @pytest.mark.slow
 def test_novel_recall_holds_up_when_its_synonyms_are_kept_out_of_the_negatives(one_thread):
-    train, held_out = _data(48, seed=0), _data(24, seed=1)
+    train, held_out = _data(96, seed=0), _data(96, seed=1)
     det = _detector(MEANING)
     det.set_vocabulary(','.join(BASE + (NOVEL,)), 'train', train_classes=list(range(4)))
-    _train(det, train, steps=150, lr=2e-3, seed=0)  # knows all four shapes
+    _train(det, train, steps=600, lr=2e-3, seed=0)  # knows all four shapes
     knows, n = _novel_recall(det, held_out)
     pretrained = {k: v.clone() for k, v in det.state_dict().items()}
 
@@ -143,11 +149,11 @@ def test_novel_recall_holds_up_when_its_synonyms_are_kept_out_of_the_negatives(o
         model.set_vocabulary(','.join(BASE + (NOVEL,)), 'train', train_classes=list(BASE))
         pool = set(model.negative_pool().names)
         assert (set(STAR_SYNONYMS) <= pool) is (meaning is None)
-        _train(model, train, steps=100, lr=1e-3, seed=1)  # base only, stars unannotated
+        _train(model, train, steps=200, lr=1e-3, seed=1)  # base only, stars unannotated
         recalls[name] = _novel_recall(model, held_out)[0]
     print(f'star recall over {n} held-out stars: after learning all shapes {knows:.2f}; after '
           f"base-only training with synonyms as negatives {recalls['words']:.2f}, without "
           f"{recalls['meaning']:.2f}")
-    assert knows >= 0.5
-    assert recalls['meaning'] >= 0.7 * knows
-    assert recalls['meaning'] >= recalls['words'] + 0.2
+    assert knows >= 0.35 and n >= 30
+    assert recalls['meaning'] >= 0.75 * knows  # holds up ...
+    assert recalls['meaning'] >= recalls['words'] + 0.25  # ... where the word rule collapses

@@ -15,7 +15,7 @@
 vitamin_model = 'ViTamin-L-336'
 vitamin_weights = 'datacomp1b'
 window = 336
-image_size = (896, 896)
+owl_frame_size = 896  # the square box frame (px): the training canvas
 
 # CLIP's normalisation on a 0-255 scale (RGB).
 clip_mean = [122.7709383, 116.7460125, 104.09373615]
@@ -40,7 +40,7 @@ model = dict(
     text_encoder=dict(type='TextClassifier', model_name=vitamin_model, weights=vitamin_weights,
                       templates='vild'),
     freeze_text=False,                 # OWL fine-tunes the text tower too (lr 2e-6)
-    frame_size=image_size[0],          # the square box frame = the training canvas
+    frame_size=owl_frame_size,
     head=dict(
         type='OwlDetectionHead',
         # Deliberate difference: OWL's bias puts a token's box at its cell's bottom-right
