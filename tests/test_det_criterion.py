@@ -94,3 +94,19 @@ def test_defaults_and_recipes_are_owls():
     assert model['head']['prior_prob'] == 0.01 and model['head']['init'] == 'owl'
     with pytest.raises(Exception, match='normalization'):
         OwlSetCriterion(normalization='batch')
+
+
+def test_head_starts_as_scenics():
+    """scenic's init: zero last layers of the box and objectness MLPs (boxes = token cells),
+    the class projection ~N(0, 1e-6), the logit shift bias at logit(prior_prob)."""
+    import math
+    from vitamin_dense.models.owl import OwlDetectionHead
+    torch.manual_seed(0)
+    head = OwlDetectionHead(256, 64, prior_prob=0.01)
+    for layer in (head.box_head.dense2, head.objectness_head.dense2):
+        assert not layer.weight.any() and not layer.bias.any()
+    assert head.class_head.dense0.weight.std().item() == pytest.approx(1e-6, rel=0.05)
+    assert head.class_head.logit_shift.bias.item() == pytest.approx(math.log(0.01 / 0.99))
+    # LeCun-normal hidden layers: variance 1 / fan_in
+    assert head.box_head.dense0.weight.var().item() == pytest.approx(1 / 256, rel=0.05)
+    assert not head.box_head.dense0.bias.any() and not head.class_head.logit_scale.bias.any()
