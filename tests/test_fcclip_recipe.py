@@ -112,6 +112,17 @@ def test_published_test_input_on_an_ade20k_sized_image(tmp_path):
     # the crop the predictions are cut from: the reference's round(ori * 1344 / max(ori))
     assert tuple(sample.img_shape) == (1008, 1344) == long_side_crop((H, W), (1344, 1344))
 
+    # where the reference's rule and the resized size differ by rounding, the rule wins;
+    # an input that was not resized to 1344 (a demo's own size) keeps its size
+    from mmengine.structures import BaseDataElement
+    for ori, resized, crop in (((599, 896), (899, 1344), (898, 1344)),
+                               ((H, W), (H, W), (H, W))):
+        image = torch.zeros(3, *resized, dtype=torch.uint8)
+        meta = BaseDataElement(metainfo=dict(img_shape=resized, ori_shape=ori))
+        out = preprocessor(dict(inputs=[image], data_samples=[meta]), training=False)
+        assert tuple(out['data_samples'][0].img_shape) == crop
+        assert out['inputs'].shape[-2:] == (1344, 1344)
+
     bb = cfg.model.backbone
     assert (bb.model_name, bb.test_stride) == ('ViTamin-L-336', 112)
     assert count_windows(1344, 1344, 336, bb.test_stride) == 100

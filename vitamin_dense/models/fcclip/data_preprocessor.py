@@ -59,6 +59,9 @@ class OVSegDataPreprocessor(ImgDataPreprocessor):
             with ``s`` the padded input's longer side, the ViTamin FC-CLIP's
             rule (its inputs are resized so that the longer side is ``s``; the
             two differ by one row or column for about 0.06 % of image sizes).
+            It applies only where it is that rounding difference (at most one
+            pixel from ``img_shape``); an input not resized to ``s`` (e.g. a
+            demo's own size) keeps its ``img_shape``.
     """
 
     def __init__(self,
@@ -104,7 +107,9 @@ class OVSegDataPreprocessor(ImgDataPreprocessor):
                 if training:
                     self._pad_gt(sample, shape)
                 elif self.unpad == 'long_side' and 'ori_shape' in sample:
-                    sample.set_metainfo(dict(img_shape=long_side_crop(sample.ori_shape, shape)))
+                    crop = long_side_crop(sample.ori_shape, shape)
+                    if all(abs(c - int(s)) <= 1 for c, s in zip(crop, sample.img_shape[:2])):
+                        sample.set_metainfo(dict(img_shape=crop))
         return dict(inputs=inputs, data_samples=samples)
 
     def _pad_pixels(self, inputs):
