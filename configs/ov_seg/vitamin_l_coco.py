@@ -19,8 +19,10 @@
 #   normalisation) to 1344 x 1344, as the reference's forward(); predictions cropped
 #   back by its rule and resized to the original image;
 # * AdamW lr 1e-4, weight decay 0.05, batch 16 (8 GPUs x 2), AMP, 368,750 iterations,
-#   lr x0.1 at 327,778 and 355,092, gradient norm clipped at 0.01 over the whole model
-#   (configs/_base_/schedules/fcclip_368k.py).
+#   lr x0.1 at 327,778 and 355,092 (detectron2's default WarmupMultiStepLR; its warm-up,
+#   factor 1.0 over 10 iterations, changes nothing), gradient norm clipped at 0.01 over
+#   the whole model (configs/_base_/schedules/fcclip_368k.py); BACKBONE_MULTIPLIER 0.1
+#   has nothing to act on, the backbone being frozen.
 #
 #   torchrun --nproc_per_node=8 tools/train.py configs/ov_seg/vitamin_l_coco.py \
 #       --launcher pytorch

@@ -1,12 +1,8 @@
-# Mask2Former / FC-CLIP COCO schedule (Base-COCO-PanopticSegmentation.yaml of the
-# reference): 368,750 iterations at batch 16, AdamW (lr 1e-4, weight decay 0.05,
-# betas 0.9 / 0.999, eps 1e-8), detectron2's default WarmupMultiStepLR: lr x0.1 at
-# 327,778 and 355,092 (its warm-up, factor 1.0 over 10 iterations, leaves the lr
-# unchanged: none here), gradient norm clipped at 0.01 over the whole model
-# ("full_model"), AMP in the configs that use this. BACKBONE_MULTIPLIER 0.1 has no
-# effect on a frozen backbone; with a fine-tuned one, layer-wise lr decay applies
-# here instead (paramwise_cfg.decay_rate; heads get the base lr). No weight decay on
-# norms, biases and query / level embeddings.
+# Mask2Former / FC-CLIP COCO schedule: 368,750 iterations at batch 16, AdamW
+# (lr 1e-4, weight decay 0.05), lr x0.1 at 327,778 and 355,092, gradient
+# norm clipped at 0.01, no weight decay on norms, biases and query / level
+# embeddings. With a fine-tuned backbone, layer-wise lr decay applies
+# (paramwise_cfg.decay_rate; heads get the base lr).
 max_iters = 368750
 optim_wrapper = dict(
     type='OptimWrapper',
