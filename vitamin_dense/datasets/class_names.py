@@ -336,6 +336,27 @@ def vocabulary_for(name: str, classes: Sequence[str]) -> Optional[Synonyms]:
     return tuple(table[k] for k in keys)
 
 
+def merge_class_metainfo(default: dict, metainfo: Optional[dict], fcclip_set: str,
+                         classes: Sequence[str],
+                         extra_synonyms: Optional[Dict[str, Sequence[str]]] = None) -> dict:
+    """A data set's metainfo: ``default`` updated with a config's ``metainfo``, plus the
+    names a model prompts with: FC-CLIP's (``vocabulary``) when every class is one of
+    data set ``fcclip_set``'s, else ``synonyms`` built from the class names (each
+    unless given). ``classes``: the class list when neither gives one."""
+    meta = dict(default)
+    if metainfo and 'classes' in metainfo and 'vocabulary' not in metainfo:
+        meta.pop('vocabulary', None)  # the default names are for the default classes
+    meta.update(metainfo or {})
+    classes = [str(c).strip() for c in (meta.get('classes') or classes)]
+    if 'vocabulary' not in meta and fcclip_set:
+        found = vocabulary_for(fcclip_set, classes)
+        if found is not None:
+            meta['vocabulary'] = found
+    if 'synonyms' not in meta and 'vocabulary' not in meta:
+        meta['synonyms'] = build_synonyms(classes, extra_synonyms)
+    return meta
+
+
 def cityscapes_things_first() -> Synonyms:
     """FC-CLIP's Cityscapes names in our label order: the 8 things (train ids 11..18,
     person ... bicycle, in that order) first, then the 11 stuff classes (as

@@ -26,8 +26,8 @@ from mmdet.datasets.api_wrappers import COCOPanoptic
 
 from ..registry import DATASETS
 from .checks import join_root, require_paths
-from .class_names import (ade150_extra_synonyms, build_synonyms, cityscapes_meta,
-                          coco_panoptic_meta, mapillary_meta, vocabulary_for)
+from .class_names import (ade150_extra_synonyms, cityscapes_meta, coco_panoptic_meta,
+                          mapillary_meta, merge_class_metainfo)
 from .errors import DatasetError
 
 
@@ -88,17 +88,9 @@ class OpenVocabPanopticMixin:
         data_prefix = dict(data_prefix or self.DEFAULT_DATA_PREFIX)
         require_paths(self.DATASET_NAME, data_root,
                       [ann_file, data_prefix.get('img'), data_prefix.get('seg')], self.LAYOUT)
-        meta = self.default_metainfo(data_root, ann_file)
-        if metainfo and 'classes' in metainfo and 'vocabulary' not in metainfo:
-            meta.pop('vocabulary', None)  # the default names are for the default classes
-        meta.update(metainfo or {})
-        classes = meta.get('classes') or self.METAINFO['classes']
-        if 'vocabulary' not in meta and self.FCCLIP_VOCABULARY:
-            found = vocabulary_for(self.FCCLIP_VOCABULARY, classes)
-            if found is not None:
-                meta['vocabulary'] = found
-        if 'synonyms' not in meta and 'vocabulary' not in meta:
-            meta['synonyms'] = build_synonyms(classes, self.extra_synonyms())
+        meta = merge_class_metainfo(self.default_metainfo(data_root, ann_file), metainfo,
+                                    self.FCCLIP_VOCABULARY, self.METAINFO['classes'],
+                                    self.extra_synonyms())
         super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=data_prefix,
                          metainfo=meta, **kwargs)
 

@@ -19,8 +19,8 @@ from mmseg.datasets import (ADE20KDataset, BaseSegDataset, CityscapesDataset,
 
 from ..registry import DATASETS
 from .checks import join_root, require_paths
-from .class_names import (ade150_extra_synonyms, build_synonyms, fcclip_vocabulary, palette_for,
-                          read_class_file, voc20_meta, vocabulary_for)
+from .class_names import (ade150_extra_synonyms, fcclip_vocabulary, merge_class_metainfo,
+                          palette_for, read_class_file, voc20_meta)
 
 
 class OpenVocabSemSegMixin:
@@ -47,18 +47,9 @@ class OpenVocabSemSegMixin:
         require_paths(self.DATASET_NAME, data_root,
                       [data_prefix.get('img_path'), data_prefix.get('seg_map_path'),
                        kwargs.get('ann_file')], self.LAYOUT)
-        meta = self._class_metainfo(data_root)
-        if metainfo and 'classes' in metainfo and 'vocabulary' not in metainfo:
-            meta.pop('vocabulary', None)  # the default names are for the default classes
-        meta.update(metainfo or {})
-        classes = meta.get('classes') or self.METAINFO['classes']
-        if 'vocabulary' not in meta and self.FCCLIP_VOCABULARY:
-            found = vocabulary_for(self.FCCLIP_VOCABULARY, classes)
-            if found is not None:
-                meta['vocabulary'] = found
-        if 'synonyms' not in meta and 'vocabulary' not in meta:
-            meta['synonyms'] = build_synonyms([c.strip() for c in classes],
-                                              self.extra_synonyms())
+        meta = merge_class_metainfo(self._class_metainfo(data_root), metainfo,
+                                    self.FCCLIP_VOCABULARY, self.METAINFO.get('classes', ()),
+                                    self.extra_synonyms())
         super().__init__(data_root=data_root, data_prefix=data_prefix, metainfo=meta, **kwargs)
 
 
