@@ -24,7 +24,7 @@ _OPENMMLAB_NAMES = (
     'OpenVocabADE20KPanopticDataset', 'CityscapesPanopticDataset', 'MapillaryPanopticDataset',
     'OpenVocabADE20KDataset', 'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
     'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset', 'OpenVocabPascalVOCDataset',
-    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations')
+    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations', 'PILResize')
 
 
 def __getattr__(name: str):

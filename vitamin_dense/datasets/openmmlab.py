@@ -13,7 +13,7 @@ from .panoptic import (CityscapesPanopticDataset, MapillaryPanopticDataset,
 from .semantic import (ADE20K847Dataset, OpenVocabADE20KDataset, OpenVocabCityscapesDataset,
                        OpenVocabPascalContext59Dataset, OpenVocabPascalVOCDataset,
                        PascalContext459Dataset, PascalVOC20Dataset)
-from .transforms import LoadWideSemSegAnnotations
+from .transforms import LoadWideSemSegAnnotations, PILResize
 
 # Stock tools (mmdet's DetInferencer, mmseg's MMSegInferencer) build data sets
 # in their own scope: make ours reachable there too.
@@ -26,6 +26,7 @@ for _cls in (SyntheticSemanticDataset, ADE20K847Dataset, OpenVocabADE20KDataset,
              OpenVocabPascalVOCDataset, PascalContext459Dataset, PascalVOC20Dataset):
     alias_into_openmmlab(_cls, 'DATASETS', packages=('mmseg',))
 alias_into_openmmlab(LoadWideSemSegAnnotations, 'TRANSFORMS', packages=('mmseg',))
+alias_into_openmmlab(PILResize, 'TRANSFORMS', packages=('mmdet', 'mmseg'))
 
 __all__ = [
     'SyntheticPanopticDataset', 'SyntheticDetectionDataset', 'SyntheticSemanticDataset',
@@ -33,4 +34,4 @@ __all__ = [
     'OpenVocabADE20KPanopticDataset', 'CityscapesPanopticDataset', 'MapillaryPanopticDataset',
     'OpenVocabADE20KDataset', 'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
     'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset', 'OpenVocabPascalVOCDataset',
-    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations']
+    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations', 'PILResize']
