@@ -64,6 +64,8 @@ def test_text_and_exemplar_queries_have_their_own_default_threshold(detector):
     assert text.meta['threshold'] == DETECTION_THRESHOLD
     assert shot.meta['threshold'] == EXEMPLAR_THRESHOLD
     assert (shot.scores >= EXEMPLAR_THRESHOLD).all() and (text.scores >= DETECTION_THRESHOLD).all()
+    one_cut = Detector(model='ViTamin-Tiny', random_init=True, device='cpu', threshold=0.3)
+    assert one_cut.query_threshold == 0.3  # a threshold given alone applies to both
 
 
 def test_instance_overlay_shows_every_listed_instance_with_readable_tags():

@@ -26,6 +26,7 @@ if 'vitamin_dense' not in sys.modules:  # --help and input errors before the hea
 
 from vitamin_dense.utils.cli import (OneLineArgumentParser, quiet_third_party_logs,  # noqa: E402
                                      run_cli)
+from vitamin_dense.utils.defaults import VISUALIZATION_THRESHOLD  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,7 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'work_dir/<timestamp>/SHOW_DIR (or an absolute folder)')
     parser.add_argument('--score-thr', type=float, default=None,
                         help='--show-dir pictures: boxes and instances scoring below this are '
-                             "not drawn (default: the config's hook, 0.1)")
+                             "not drawn (default: the config's hook; ours: "
+                             f'{VISUALIZATION_THRESHOLD})')
     parser.add_argument('--cfg-options', nargs='+', action=_DictAction, default={},
                         help='override config entries (data_root=DIR moves the data set)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],

@@ -29,8 +29,9 @@ Pictures and results keep one label per box by default (``one_label_per_box``):
 a box that scores for several classes, or boxes of different classes covering
 the same object, keep their best label (class-agnostic NMS at ``nms_iou``).
 Text and exemplar queries score on different scales (a box matching an
-exemplar of the image itself scores near 1), so each has its own default
-threshold (:data:`DEFAULT_THRESHOLD`, :data:`DEFAULT_QUERY_THRESHOLD`).
+exemplar scores near 1), so each has its own default threshold
+(:data:`DEFAULT_THRESHOLD`, :data:`DEFAULT_QUERY_THRESHOLD`; measured in
+:mod:`vitamin_dense.utils.defaults`).
 """
 from __future__ import annotations
 
@@ -197,7 +198,8 @@ class Detector:
         threshold: minimum score of a reported box for text queries
             (:data:`DEFAULT_THRESHOLD`).
         query_threshold: the same for exemplar queries, whose scores live on
-            another scale (:data:`DEFAULT_QUERY_THRESHOLD`); None: ``threshold``.
+            another scale: by default :data:`DEFAULT_QUERY_THRESHOLD`, or
+            ``threshold`` when that is given (one cut for both); None: ``threshold``.
         max_detections: boxes per image at most.
         nms_iou: class-wise NMS IoU threshold (None: no NMS).
         one_label_per_box: keep only the best label of boxes that overlap by
@@ -211,10 +213,10 @@ class Detector:
     def __init__(self, config: Optional[str] = None, checkpoint: Optional[str] = None,
                  model: Optional[str] = None, weights: Optional[str] = 'datacomp1b',
                  device: Union[None, str, torch.device] = 'auto', input_size=_UNSET,
-                 threshold: float = DEFAULT_THRESHOLD, max_detections: int = 100,
+                 threshold: float = _UNSET, max_detections: int = 100,
                  nms_iou: Optional[float] = 0.5, random_init: bool = False,
                  batch_size: int = 4, cfg_options: Optional[dict] = None,
-                 query_threshold: Optional[float] = DEFAULT_QUERY_THRESHOLD,
+                 query_threshold: Optional[float] = _UNSET,
                  one_label_per_box: bool = True):
         self.device = resolve_device(device)
         if model is None and config is None and checkpoint is None:
@@ -226,7 +228,10 @@ class Detector:
         if input_size is not None and int(input_size) < 16:
             raise ConfigError(f'input_size must be at least 16 px (or None), got {input_size}')
         self.input_size = None if input_size is None else int(input_size)
-        self.threshold = _check_threshold(threshold)
+        self.threshold = _check_threshold(DEFAULT_THRESHOLD if threshold is _UNSET
+                                          else threshold)
+        if query_threshold is _UNSET:
+            query_threshold = DEFAULT_QUERY_THRESHOLD if threshold is _UNSET else None
         self.query_threshold = self.threshold if query_threshold is None else \
             _check_threshold(query_threshold)
         self.one_label_per_box = bool(one_label_per_box)
