@@ -150,3 +150,27 @@ def test_frozen_and_not_reinitialised(weights_file):
 def first_vocab(spec):
     from vitamin_dense.text import parse_vocabulary
     return parse_vocabulary(spec)
+
+
+def test_per_synonym_embeddings_and_max_over_synonyms(reference, weights_file):
+    """FC-CLIP's text classifier: one row per synonym (templates averaged), max logit per class."""
+    from vitamin_dense.text.classifier import max_over_synonyms, synonym_table
+    clf = TextClassifier(MODEL, weights_file, templates='vild', disk_cache=False)
+    rows = clf.encode_synonyms('kitten, cat; dog')
+    templates = get_templates('vild')
+    expected = torch.stack([
+        F.normalize(_encode_ref(reference, [t.format(n) for t in templates]).mean(0), dim=0)
+        for n in ('kitten', 'cat', 'dog')])
+    torch.testing.assert_close(rows, expected, atol=1e-5, rtol=1e-5)
+    # the class mean is the normalised mean of the same rows
+    torch.testing.assert_close(clf.encode('kitten, cat; dog')[0],
+                               F.normalize(rows[:2].mean(0), dim=0), atol=1e-6, rtol=1e-6)
+    table = synonym_table([2, 1])
+    assert table.tolist() == [[0, 1], [2, 3]]  # 3 = the padding column
+    logits = torch.tensor([[1.0, 3.0, -2.0], [0.5, -1.0, 4.0]], requires_grad=True)
+    out = max_over_synonyms(logits, table)
+    assert out.tolist() == [[3.0, -2.0], [0.5, 4.0]]
+    out.sum().backward()  # the gradient reaches the winning synonym only
+    assert logits.grad.tolist() == [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]
+    with pytest.raises(ValueError):
+        synonym_table([2, 0])
