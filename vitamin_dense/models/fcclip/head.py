@@ -24,9 +24,16 @@ transformer decoder ours reproduce exactly, see ``tests/test_seg_heads.py``):
 * layer count: FC-CLIP's ``DEC_LAYERS=10`` counts the prediction on the
   initial queries, i.e. 9 decoder layers (``num_decoder_layers=9`` here,
   ``num_layers=9`` in mmdet), 10 supervised predictions;
-* ``valid_masks_only`` (default on): a query whose mask covers no token
-  uses the in-vocabulary branch alone (FC-CLIP's ``ENSEMBLE_ON_VALID_MASK``,
-  off in its ConvNeXt configs), since pooling an empty mask gives ``proj(fc_norm(0))``.
+* ``ensemble_on_valid_mask`` (FC-CLIP's ``ENSEMBLE_ON_VALID_MASK``; on by
+  default here, off in FC-CLIP's configs and ours): a query whose mask covers no
+  token uses the in-vocabulary branch alone, since pooling an empty mask gives
+  ``proj(fc_norm(0))``.
+
+Synonyms: with one embedding per class (the mean over its synonyms) the
+classifiers compare with ``K`` rows; given per-synonym embeddings and a
+``synonym_table`` (:func:`~vitamin_dense.text.classifier.synonym_table`) they
+compare with every synonym and keep each class's largest logit, in both
+branches, as FC-CLIP does.
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ from ...errors import ConfigError
 from ...registry import MODELS
 from ...heads.pixel_decoder import DeformablePixelDecoder
 from ...heads.transformer_decoder import MLP, DecoderStep, MaskedAttentionDecoder
+from ...text.classifier import max_over_synonyms
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -61,9 +69,15 @@ def binary_mask_pool(features: Tensor, mask_logits: Tensor, eps: float = 1e-8) -
     return torch.einsum('bchw,bqhw->bqc', features, masks)
 
 
-def cosine_logits(embeddings: Tensor, class_embeddings: Tensor, scale: Tensor) -> Tensor:
-    """``scale * cos(embeddings, class_embeddings)``: ``(B, Q, K)``; classes already normalised."""
-    return scale * F.normalize(embeddings, dim=-1) @ class_embeddings.t().to(embeddings.dtype)
+def cosine_logits(embeddings: Tensor, class_embeddings: Tensor, scale: Tensor,
+                  synonym_table: Optional[Tensor] = None) -> Tensor:
+    """``scale * cos(embeddings, class_embeddings)``: ``(B, Q, K)``; classes already normalised.
+
+    With ``synonym_table`` the rows of ``class_embeddings`` are synonyms and
+    each class gets its synonyms' largest logit.
+    """
+    logits = scale * F.normalize(embeddings, dim=-1) @ class_embeddings.t().to(embeddings.dtype)
+    return logits if synonym_table is None else max_over_synonyms(logits, synonym_table)
 
 
 def geometric_ensemble(in_logits: Tensor, out_logits: Optional[Tensor], seen: Tensor,
@@ -174,16 +188,26 @@ class FCCLIPHead(BaseModule):
         return torch.cat([class_embeddings.to(void.dtype), void], dim=0)
 
     def in_vocab_logits(self, step: DecoderStep, mask_features: Tensor,
-                        text_classifier: Tensor) -> Tensor:
-        """``(B, Q, K + 1)`` logits of one decoder step (void last)."""
+                        text_classifier: Tensor, synonym_table: Optional[Tensor] = None
+                        ) -> Tensor:
+        """``(B, Q, K + 1)`` logits of one decoder step (void last).
+
+        ``text_classifier``: :meth:`text_classifier`'s rows (classes, or
+        synonyms grouped by ``synonym_table``, then void).
+        """
         pooled = binary_mask_pool(mask_features, step.masks)
         embed = self.class_embed(self.mask_pooling_proj(pooled) + step.queries)
         scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-        return cosine_logits(embed, text_classifier, scale)
+        logits = cosine_logits(embed, text_classifier, scale)
+        if synonym_table is None:
+            return logits
+        return torch.cat([max_over_synonyms(logits[..., :-1], synonym_table),
+                          logits[..., -1:]], dim=-1)
 
     @staticmethod
     def out_vocab_logits(mask_logits: Tensor, tokens: Tensor, backbone: nn.Module,
-                         class_embeddings: Tensor, logit_scale: Union[float, Tensor]):
+                         class_embeddings: Tensor, logit_scale: Union[float, Tensor],
+                         synonym_table: Optional[Tensor] = None):
         """CLIP classification of each mask: ``(B, Q, K)`` logits and ``(B, Q)`` validity.
 
         ``tokens``: the frozen backbone's ``s16`` map; masks (logits) are
@@ -194,20 +218,27 @@ class FCCLIPHead(BaseModule):
                               align_corners=False)
         binary = (small > 0).to(tokens.dtype)
         valid = binary.flatten(2).sum(-1) > 0
-        embeds = backbone.mask_pool(binary, tokens)
-        scale = torch.as_tensor(logit_scale, dtype=torch.float32).clamp(max=MAX_LOGIT_SCALE)
-        return cosine_logits(embeds.float(), class_embeddings.float(), scale), valid
+        embeds = backbone.mask_pool(binary, tokens, eps=1e-8)  # FC-CLIP's MaskPooling
+        scale = torch.as_tensor(logit_scale, dtype=torch.float32,
+                                device=embeds.device).clamp(max=MAX_LOGIT_SCALE)
+        return cosine_logits(embeds.float(), class_embeddings.float(), scale,
+                             synonym_table), valid
 
     # --------------------------------------------------------------- forward
     def forward(self, feats: Union[Sequence[Tensor], Dict[str, Tensor]], class_embeddings: Tensor,
-                all_steps: bool = True) -> Dict[str, List[Tensor]]:
+                all_steps: bool = True, synonym_table: Optional[Tensor] = None
+                ) -> Dict[str, List[Tensor]]:
         """
         Args:
             feats: backbone maps at the configured strides (a list, finest
                 first, or the backbone's dict with ``s4 .. s32``).
-            class_embeddings: ``(K, E)`` L2-normalised text embeddings.
+            class_embeddings: ``(K, E)`` L2-normalised text embeddings, or
+                ``(S, E)`` per-synonym ones grouped by ``synonym_table``.
             all_steps: classify every decoder step (training, deep
                 supervision) or only the last (inference).
+            synonym_table: ``(K, M)`` from
+                :func:`~vitamin_dense.text.classifier.synonym_table`: each
+                class gets its synonyms' largest logit.
 
         Returns:
             ``pred_logits``: list of ``(B, Q, K + 1)`` in-vocabulary logits
@@ -221,7 +252,8 @@ class FCCLIPHead(BaseModule):
         steps = self.transformer_decoder(multi_scale, mask_features, keep_all=all_steps)
         classifier = self.text_classifier(class_embeddings)
         classified = steps if all_steps else steps[-1:]
-        logits = [self.in_vocab_logits(s, mask_features, classifier) for s in classified]
+        logits = [self.in_vocab_logits(s, mask_features, classifier, synonym_table)
+                  for s in classified]
         return dict(pred_logits=logits, pred_masks=[s.masks for s in steps],
                     mask_features=mask_features)
 
