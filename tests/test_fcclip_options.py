@@ -32,30 +32,36 @@ def _tiny(**overrides):
 
 
 def test_synonym_reduce_mean_and_max():
+    from vitamin_dense.models.fcclip.head import cosine_logits
     torch.manual_seed(0)
     vocab = 'cat, kitten; dog; sky, heaven, air'
     mean = _tiny(test_vocabulary=vocab)
-    assert mean.class_embeddings('test').shape == (3, 64) and mean.synonym_table('test') is None
+    assert mean.class_embeddings('test').shape == (3, 64)
     maxed = _tiny(test_vocabulary=vocab, synonym_reduce='max')
     maxed.load_state_dict(mean.state_dict())
-    rows = maxed.class_embeddings('test')
-    assert rows.shape == (6, 64)
-    assert maxed.synonym_table('test').tolist() == [[0, 1, 6], [2, 6, 6], [3, 4, 5]]
+    rows = maxed.text_encoder.encode_synonyms(vocab)
+    grouped = maxed.class_embeddings('test')
+    assert rows.shape == (6, 64) and grouped.shape == (3, 3, 64)
+    torch.testing.assert_close(grouped[0], rows[[0, 1, 0]])
     x = torch.randn(1, 3, 64, 96)
     for model in (mean, maxed):
         with torch.no_grad():
             out = model.eval()._forward(x)
         assert out['class_probs'].shape == (1, 4, 4)
         torch.testing.assert_close(out['class_probs'].sum(-1), torch.ones(1, 4))
-    # max: each class's in-vocabulary logit is its best synonym's
+    # max: each class's logit is its best synonym's, in both classifiers
+    embed = torch.randn(2, 5, 64)
+    per_synonym = cosine_logits(embed, rows, torch.tensor(10.0))
+    expected = torch.stack([per_synonym[..., :2].amax(-1), per_synonym[..., 2],
+                            per_synonym[..., 3:6].amax(-1)], -1)
+    torch.testing.assert_close(cosine_logits(embed, grouped, torch.tensor(10.0)), expected)
     with torch.no_grad():
         feats = maxed.extract_feat(x)
-        per_synonym = maxed.head(feats, rows, all_steps=False)['pred_logits'][-1]
-        per_class = maxed.head(feats, rows, all_steps=False,
-                               synonym_table=maxed.synonym_table('test'))['pred_logits'][-1]
-    expected = torch.stack([per_synonym[..., :2].amax(-1), per_synonym[..., 2],
-                            per_synonym[..., 3:6].amax(-1), per_synonym[..., 6]], -1)
-    torch.testing.assert_close(per_class, expected)
+        per_class = maxed.head(feats, grouped, all_steps=False)['pred_logits'][-1]
+        one_class_each = maxed.head(feats, rows, all_steps=False)['pred_logits'][-1]
+    torch.testing.assert_close(per_class, torch.cat([
+        one_class_each[..., :2].amax(-1, keepdim=True), one_class_each[..., 2:3],
+        one_class_each[..., 3:6].amax(-1, keepdim=True), one_class_each[..., 6:]], -1))
     with pytest.raises(ConfigError, match='synonym_reduce'):
         _tiny(synonym_reduce='median')
 

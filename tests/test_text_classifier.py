@@ -152,9 +152,9 @@ def first_vocab(spec):
     return parse_vocabulary(spec)
 
 
-def test_per_synonym_embeddings_and_max_over_synonyms(reference, weights_file):
-    """FC-CLIP's text classifier: one row per synonym (templates averaged), max logit per class."""
-    from vitamin_dense.text.classifier import max_over_synonyms, synonym_table
+def test_per_synonym_embeddings_grouped_by_class(reference, weights_file):
+    """FC-CLIP's text classifier: one row per synonym (templates averaged), grouped per class."""
+    from vitamin_dense.text.classifier import group_synonyms
     clf = TextClassifier(MODEL, weights_file, templates='vild', disk_cache=False)
     rows = clf.encode_synonyms('kitten, cat; dog')
     templates = get_templates('vild')
@@ -165,12 +165,7 @@ def test_per_synonym_embeddings_and_max_over_synonyms(reference, weights_file):
     # the class mean is the normalised mean of the same rows
     torch.testing.assert_close(clf.encode('kitten, cat; dog')[0],
                                F.normalize(rows[:2].mean(0), dim=0), atol=1e-6, rtol=1e-6)
-    table = synonym_table([2, 1])
-    assert table.tolist() == [[0, 1], [2, 3]]  # 3 = the padding column
-    logits = torch.tensor([[1.0, 3.0, -2.0], [0.5, -1.0, 4.0]], requires_grad=True)
-    out = max_over_synonyms(logits, table)
-    assert out.tolist() == [[3.0, -2.0], [0.5, 4.0]]
-    out.sum().backward()  # the gradient reaches the winning synonym only
-    assert logits.grad.tolist() == [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]
+    grouped = group_synonyms(torch.arange(6.0)[:, None], [2, 1, 3])
+    assert grouped[..., 0].tolist() == [[0, 1, 0], [2, 2, 2], [3, 4, 5]]  # repeats pad
     with pytest.raises(ValueError):
-        synonym_table([2, 0])
+        group_synonyms(rows, [2, 0, 1])

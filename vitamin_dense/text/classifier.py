@@ -4,9 +4,10 @@ Each class embedding is the L2-normalised mean, over its synonyms, of the
 L2-normalised mean over templates of the normalised prompt embeddings
 (:meth:`TextClassifier.encode`: one vector per class, which every head here
 can use unchanged). FC-CLIP instead keeps one embedding per synonym
-(:meth:`TextClassifier.encode_synonyms`) and classifies with the largest
-logit over a class's synonyms (:func:`max_over_synonyms`, as OpenSeg and
-ODISE); the FC-CLIP segmentor offers both (``synonym_reduce``).
+(:meth:`TextClassifier.encode_synonyms`, grouped per class by
+:func:`group_synonyms`) and classifies with the largest logit over a class's
+synonyms (as OpenSeg and ODISE); the FC-CLIP segmentor offers both
+(``synonym_reduce``).
 
 Prompts are encoded in chunks, so 1,203 LVIS names times 80 templates run in
 bounded memory. Results are cached in memory and on disk, keyed by a
@@ -134,7 +135,7 @@ class TextClassifier(BaseModule):
         """``(num_synonyms, embed_dim)``: one L2-normalised embedding per synonym (cached).
 
         Rows follow the classes, and each class's synonyms, in order (the
-        templates are averaged per synonym); :func:`synonym_table` groups them
+        templates are averaged per synonym); :func:`group_synonyms` groups them
         by class. This is FC-CLIP's text classifier before its max over synonyms.
         """
         vocab = parse_vocabulary(vocabulary)
@@ -256,39 +257,28 @@ def build_text_classifier(model_name: str, weights: Optional[str], **kwargs) -> 
 
 #: how a class with several synonyms is classified: ``'mean'`` averages the
 #: synonyms' embeddings (:meth:`TextClassifier.encode`), ``'max'`` takes the
-#: largest per-synonym logit (:meth:`TextClassifier.encode_synonyms` +
-#: :func:`max_over_synonyms`, FC-CLIP's rule)
+#: largest per-synonym logit (:meth:`TextClassifier.encode_synonyms` grouped by
+#: :func:`group_synonyms`, FC-CLIP's rule)
 SYNONYM_REDUCTIONS = ('mean', 'max')
 
 
-def synonym_table(sizes: Sequence[int], device=None) -> Tensor:
-    """``(K, M)`` columns of each class's synonyms among ``sum(sizes)`` per-synonym rows.
+def group_synonyms(rows: Tensor, sizes: Sequence[int]) -> Tensor:
+    """``(S, E)`` per-synonym rows to ``(K, M, E)``: row ``k`` holds class ``k``'s synonyms.
 
     ``sizes[k]`` is the number of synonyms of class ``k`` (``M`` the largest);
-    short rows are padded with ``sum(sizes)``, the column that
-    :func:`max_over_synonyms` fills with ``-inf``.
+    a class with fewer repeats its first synonym, which never changes a
+    maximum over synonyms. A plain tensor (no index table) keeps the grouping
+    with the embeddings, so it survives caching and ONNX export.
     """
     sizes = [int(n) for n in sizes]
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f'every class needs at least one synonym, got sizes {sizes}')
-    total, width = sum(sizes), max(sizes)
-    table = torch.full((len(sizes), width), total, dtype=torch.long)
-    start = 0
-    for k, n in enumerate(sizes):
-        table[k, :n] = torch.arange(start, start + n)
-        start += n
-    return table.to(device)
-
-
-def max_over_synonyms(logits: Tensor, table: Tensor) -> Tensor:
-    """``(..., S)`` per-synonym logits to ``(..., K)`` per-class: each class's largest.
-
-    ``table`` comes from :func:`synonym_table`. Like FC-CLIP's
-    ``get_classification_logits``, the gradient goes to the winning synonym.
-    """
-    pad = logits.new_full((*logits.shape[:-1], 1), float('-inf'))
-    return torch.cat([logits, pad], dim=-1)[..., table.to(logits.device)].max(dim=-1).values
+    if not sizes or min(sizes) < 1 or sum(sizes) != rows.shape[0]:
+        raise ValueError(f'synonym counts {sizes} do not fit {rows.shape[0]} rows')
+    starts = torch.tensor([0] + sizes[:-1]).cumsum(0)
+    offset = torch.arange(max(sizes))
+    index = starts[:, None] + torch.where(offset[None] < torch.tensor(sizes)[:, None],
+                                          offset[None], 0)
+    return rows[index.to(rows.device)]
 
 
 __all__ = ['TextClassifier', 'build_text_classifier', 'default_cache_dir', 'SYNONYM_REDUCTIONS',
-           'synonym_table', 'max_over_synonyms']
+           'group_synonyms']

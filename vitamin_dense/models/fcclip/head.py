@@ -29,11 +29,11 @@ transformer decoder ours reproduce exactly, see ``tests/test_seg_heads.py``):
   token uses the in-vocabulary branch alone, since pooling an empty mask gives
   ``proj(fc_norm(0))``.
 
-Synonyms: with one embedding per class (the mean over its synonyms) the
-classifiers compare with ``K`` rows; given per-synonym embeddings and a
-``synonym_table`` (:func:`~vitamin_dense.text.classifier.synonym_table`) they
-compare with every synonym and keep each class's largest logit, in both
-branches, as FC-CLIP does.
+Synonyms: with one embedding per class (``(K, E)``, the mean over its
+synonyms) the classifiers compare with ``K`` rows; given per-synonym
+embeddings grouped by class (``(K, M, E)``,
+:func:`~vitamin_dense.text.classifier.group_synonyms`) they compare with every
+synonym and keep each class's largest logit, in both branches, as FC-CLIP does.
 """
 from __future__ import annotations
 
@@ -49,7 +49,6 @@ from ...errors import ConfigError
 from ...registry import MODELS
 from ...heads.pixel_decoder import DeformablePixelDecoder
 from ...heads.transformer_decoder import MLP, DecoderStep, MaskedAttentionDecoder
-from ...text.classifier import max_over_synonyms
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -69,15 +68,19 @@ def binary_mask_pool(features: Tensor, mask_logits: Tensor, eps: float = 1e-8) -
     return torch.einsum('bchw,bqhw->bqc', features, masks)
 
 
-def cosine_logits(embeddings: Tensor, class_embeddings: Tensor, scale: Tensor,
-                  synonym_table: Optional[Tensor] = None) -> Tensor:
+def cosine_logits(embeddings: Tensor, class_embeddings: Tensor, scale: Tensor) -> Tensor:
     """``scale * cos(embeddings, class_embeddings)``: ``(B, Q, K)``; classes already normalised.
 
-    With ``synonym_table`` the rows of ``class_embeddings`` are synonyms and
-    each class gets its synonyms' largest logit.
+    ``class_embeddings`` is ``(K, E)``, or ``(K, M, E)`` synonyms per class:
+    then each class gets its synonyms' largest logit (FC-CLIP's
+    ``get_classification_logits``; the gradient reaches the winning synonym).
     """
-    logits = scale * F.normalize(embeddings, dim=-1) @ class_embeddings.t().to(embeddings.dtype)
-    return logits if synonym_table is None else max_over_synonyms(logits, synonym_table)
+    embeddings = F.normalize(embeddings, dim=-1)
+    if class_embeddings.dim() == 2:
+        return scale * embeddings @ class_embeddings.t().to(embeddings.dtype)
+    k, m, e = class_embeddings.shape
+    logits = scale * embeddings @ class_embeddings.reshape(k * m, e).t().to(embeddings.dtype)
+    return logits.unflatten(-1, (k, m)).max(dim=-1).values
 
 
 def geometric_ensemble(in_logits: Tensor, out_logits: Optional[Tensor], seen: Tensor,
@@ -182,32 +185,20 @@ class FCCLIPHead(BaseModule):
         self._is_init = True
 
     # ----------------------------------------------------------- classifiers
-    def text_classifier(self, class_embeddings: Tensor) -> Tensor:
-        """Normalised class embeddings with the normalised void embedding appended."""
-        void = F.normalize(self.void_embedding.weight, dim=-1)
-        return torch.cat([class_embeddings.to(void.dtype), void], dim=0)
-
     def in_vocab_logits(self, step: DecoderStep, mask_features: Tensor,
-                        text_classifier: Tensor, synonym_table: Optional[Tensor] = None
-                        ) -> Tensor:
-        """``(B, Q, K + 1)`` logits of one decoder step (void last).
-
-        ``text_classifier``: :meth:`text_classifier`'s rows (classes, or
-        synonyms grouped by ``synonym_table``, then void).
-        """
+                        class_embeddings: Tensor) -> Tensor:
+        """``(B, Q, K + 1)`` logits of one decoder step: the classes, then the
+        learnable void embedding (normalised like the classes)."""
         pooled = binary_mask_pool(mask_features, step.masks)
         embed = self.class_embed(self.mask_pooling_proj(pooled) + step.queries)
         scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-        logits = cosine_logits(embed, text_classifier, scale)
-        if synonym_table is None:
-            return logits
-        return torch.cat([max_over_synonyms(logits[..., :-1], synonym_table),
-                          logits[..., -1:]], dim=-1)
+        void = F.normalize(self.void_embedding.weight, dim=-1)
+        return torch.cat([cosine_logits(embed, class_embeddings, scale),
+                          cosine_logits(embed, void, scale)], dim=-1)
 
     @staticmethod
     def out_vocab_logits(mask_logits: Tensor, tokens: Tensor, backbone: nn.Module,
-                         class_embeddings: Tensor, logit_scale: Union[float, Tensor],
-                         synonym_table: Optional[Tensor] = None):
+                         class_embeddings: Tensor, logit_scale: Union[float, Tensor]):
         """CLIP classification of each mask: ``(B, Q, K)`` logits and ``(B, Q)`` validity.
 
         ``tokens``: the frozen backbone's ``s16`` map; masks (logits) are
@@ -221,24 +212,19 @@ class FCCLIPHead(BaseModule):
         embeds = backbone.mask_pool(binary, tokens, eps=1e-8)  # FC-CLIP's MaskPooling
         scale = torch.as_tensor(logit_scale, dtype=torch.float32,
                                 device=embeds.device).clamp(max=MAX_LOGIT_SCALE)
-        return cosine_logits(embeds.float(), class_embeddings.float(), scale,
-                             synonym_table), valid
+        return cosine_logits(embeds.float(), class_embeddings.float(), scale), valid
 
     # --------------------------------------------------------------- forward
     def forward(self, feats: Union[Sequence[Tensor], Dict[str, Tensor]], class_embeddings: Tensor,
-                all_steps: bool = True, synonym_table: Optional[Tensor] = None
-                ) -> Dict[str, List[Tensor]]:
+                all_steps: bool = True) -> Dict[str, List[Tensor]]:
         """
         Args:
             feats: backbone maps at the configured strides (a list, finest
                 first, or the backbone's dict with ``s4 .. s32``).
             class_embeddings: ``(K, E)`` L2-normalised text embeddings, or
-                ``(S, E)`` per-synonym ones grouped by ``synonym_table``.
+                ``(K, M, E)`` per synonym (each class scores its best synonym).
             all_steps: classify every decoder step (training, deep
                 supervision) or only the last (inference).
-            synonym_table: ``(K, M)`` from
-                :func:`~vitamin_dense.text.classifier.synonym_table`: each
-                class gets its synonyms' largest logit.
 
         Returns:
             ``pred_logits``: list of ``(B, Q, K + 1)`` in-vocabulary logits
@@ -250,10 +236,8 @@ class FCCLIPHead(BaseModule):
             feats = [feats[f's{s}'] for s in self.pixel_decoder.strides]
         mask_features, multi_scale = self.pixel_decoder(feats)
         steps = self.transformer_decoder(multi_scale, mask_features, keep_all=all_steps)
-        classifier = self.text_classifier(class_embeddings)
         classified = steps if all_steps else steps[-1:]
-        logits = [self.in_vocab_logits(s, mask_features, classifier, synonym_table)
-                  for s in classified]
+        logits = [self.in_vocab_logits(s, mask_features, class_embeddings) for s in classified]
         return dict(pred_logits=logits, pred_masks=[s.masks for s in steps],
                     mask_features=mask_features)
 

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from ...errors import ConfigError, VocabularyError
 from .head import geometric_ensemble
 from ...registry import MODELS
-from ...text.classifier import SYNONYM_REDUCTIONS, synonym_table
+from ...text.classifier import SYNONYM_REDUCTIONS, group_synonyms
 from ...text.vocabulary import VocabSpec
 from .data_preprocessor import OVSegDataPreprocessor  # noqa: F401  (registers the type)
 from .global_position import build_global_position_maps
@@ -240,31 +240,26 @@ class FCCLIPSegmentor(BaseModel):
     def class_embeddings(self, mode: str) -> Tensor:
         """Normalised text embeddings of the train / test vocabulary (cached).
 
-        ``(K, E)`` with ``synonym_reduce='mean'``; ``(S, E)``, one row per
-        synonym, with ``'max'`` (grouped by :meth:`synonym_table`).
+        ``(K, E)`` with ``synonym_reduce='mean'``; ``(K, M, E)``, each class's
+        synonyms (:func:`~vitamin_dense.text.classifier.group_synonyms`), with ``'max'``.
         """
         vocab = self._require(mode)
-        entry = self._embedding_cache.get(mode)  # (vocabulary, embeddings, synonym table)
+        entry = self._embedding_cache.get(mode)  # (vocabulary, embeddings)
         if entry is None or entry[0] is not vocab or entry[1].device != self.text_encoder.device:
             if self.synonym_reduce == 'max':
-                emb = self.text_encoder.encode_synonyms(vocab.vocab).detach()
-                table = synonym_table([len(c) for c in vocab.classes], emb.device)
+                emb = group_synonyms(self.text_encoder.encode_synonyms(vocab.vocab).detach(),
+                                     [len(c) for c in vocab.classes])
             else:
-                emb, table = self.text_encoder.encode(vocab.vocab).detach(), None
-            entry = (vocab, emb, table)
+                emb = self.text_encoder.encode(vocab.vocab).detach()
+            entry = (vocab, emb)
             self._embedding_cache[mode] = entry
         return entry[1]
-
-    def synonym_table(self, mode: str) -> Optional[Tensor]:
-        """``(K, M)`` synonym rows of each class (``synonym_reduce='max'``), else None."""
-        self.class_embeddings(mode)
-        return self._embedding_cache[mode][2]
 
     def in_vocab_embeddings(self, mode: str) -> Tensor:
         """Text embeddings the in-vocabulary classifier compares with (see ``center_text_embeddings``)."""
         emb = self.class_embeddings(mode)
         if self.center_text_embeddings and emb.shape[0] > 1:
-            emb = F.normalize(emb - emb.mean(0, keepdim=True), dim=-1)
+            emb = F.normalize(emb - emb.reshape(-1, emb.shape[-1]).mean(0), dim=-1)
         return emb
 
     def seen_classes(self) -> Tensor:
@@ -313,8 +308,7 @@ class FCCLIPSegmentor(BaseModel):
         feats = self.extract_feat(inputs)
         # every decoder step is classified only when the criterion supervises them all
         out = self.head(self.head_inputs(feats), self.in_vocab_embeddings('train'),
-                        all_steps=self.criterion.deep_supervision,
-                        synonym_table=self.synonym_table('train'))
+                        all_steps=self.criterion.deep_supervision)
         targets = [segment_targets(s, vocab, inputs.shape[-2:]) for s in data_samples]
         return self.criterion(out['pred_logits'], out['pred_masks'], targets)
 
@@ -325,9 +319,8 @@ class FCCLIPSegmentor(BaseModel):
             stride = self.test_cfg['stride']
         feats = self.extract_feat(inputs, stride=stride)
         embeddings = self.class_embeddings('test')
-        table = self.synonym_table('test')
         out = self.head(self.head_inputs(feats), self.in_vocab_embeddings('test'),
-                        all_steps=False, synonym_table=table)
+                        all_steps=False)
         masks = out['pred_masks'][-1]
         in_logits = out['pred_logits'][-1]
         ens = self.ensemble
@@ -336,7 +329,7 @@ class FCCLIPSegmentor(BaseModel):
             # CLIP's own temperature: the text tower's logit_scale (in the checkpoint)
             out_logits, valid = self.head.out_vocab_logits(
                 masks, feats['s16'], self.backbone, embeddings,
-                self.text_encoder.logit_scale.detach().float().exp(), table)
+                self.text_encoder.logit_scale.detach().float().exp())
         probs = geometric_ensemble(
             in_logits, out_logits, self.seen_classes(), ens['alpha'], ens['beta'],
             valid if ens['ensemble_on_valid_mask'] else None, ens['use_in_vocab'],
