@@ -91,6 +91,11 @@ def _close(actual, desired, rtol=1e-4, atol=1e-4):
     torch.testing.assert_close(actual.float(), desired.float(), rtol=rtol, atol=atol)
 
 
+def test_reference_ran_our_tiny_variant():
+    import open_clip
+    assert open_clip.get_model_config(ref.MODEL_NAME) == ref.META['open_clip_config']
+
+
 def test_seen_classes_and_input_match(model, expected):
     assert model.seen_classes().long().tolist() == ref.META['category_overlapping_mask']
     _close(_input(expected), expected['backbone_input'], 0, 1e-6)
@@ -215,11 +220,9 @@ def test_training_mode_logits_of_every_step_match(model, expected):
 
 # ---------------------------------------------------------------- converter
 def _config_file(tmp_path, **model_overrides) -> str:
-    """A config for the reduced model (registering its CLIP variant through custom_imports)."""
+    """A config for the reduced model (the tiny synthetic config's data and schedule)."""
     model = ref.model_config(**model_overrides)
-    text = ("custom_imports = dict(imports=['helpers.fcclip_reference'], "
-            'allow_failed_imports=False)\n'
-            "_base_ = ['{}']\n"
+    text = ("_base_ = ['{}']\n"
             'model = {!r}\n'
             'model.update(_delete_=True)\n').format(
                 os.path.join(ROOT, 'configs', 'ov_seg', 'vitamin_tiny_synthetic.py'), model)
@@ -301,8 +304,7 @@ def test_convert_then_test_and_demo_commands(tmp_path):
     import sys
     config = _config_file(tmp_path)
     data = tmp_path / 'data'
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, 'tests')]),
-               OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
     dst = tmp_path / 'ours.pth'
 
     def call(*args):

@@ -2,45 +2,28 @@
 
 The fixtures hold what the reference code (Beckschen/ViTamin ``vitamin_fcclip``)
 computed for a reduced model (see ``tests/data/fcclip_reference/SOURCE.md``):
-its detectron2-style checkpoint, one input and its outputs. Importing this
-module registers that model's CLIP variant (``ViTamin-Tiny-FCRef``: our
-``vitamin_tiny_64`` image tower with a width-8 text tower, so the checkpoint
-stays small) in open_clip, so configs can name it (also through
-``custom_imports = dict(imports=['helpers.fcclip_reference'])``).
+its detectron2-style checkpoint, one input and its outputs. Its CLIP model is
+our ``ViTamin-Tiny-T8`` (the image tower of ``ViTamin-Tiny`` with a width-8
+text tower, so the checkpoint stays small); the reference ran the same open_clip
+config under another name (``META['open_clip_model']``).
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Dict, List, Tuple
 
-import open_clip
 import torch
-
-import vitamin_dense.backbones.variants  # noqa: F401  (registers timm's vitamin_tiny_64)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data',
                         'fcclip_reference')
 CHECKPOINT = os.path.join(FIXTURES, 'tiny_checkpoint.pth')
 OUTPUTS = os.path.join(FIXTURES, 'tiny_outputs.pt')
 FULL_SIZE_SHAPES = os.path.join(FIXTURES, 'vitamin_l_336_state_dict_shapes.json')
+MODEL_NAME = 'ViTamin-Tiny-T8'
 
 with open(os.path.join(FIXTURES, 'tiny_meta.json'), encoding='utf-8') as _f:
     META = json.load(_f)
-MODEL_NAME = META['open_clip_model']
-
-
-def _register_variant() -> None:
-    if MODEL_NAME in open_clip.list_models():
-        return
-    folder = tempfile.mkdtemp(prefix='fcclip-reference-cfg-')
-    with open(os.path.join(folder, f'{MODEL_NAME}.json'), 'w', encoding='utf-8') as f:
-        json.dump(META['open_clip_config'], f)
-    open_clip.add_model_config(folder)
-
-
-_register_variant()
 
 
 def classes(specs: List[str]) -> List[Tuple[str, ...]]:
