@@ -344,8 +344,13 @@ class ViTaminBackbone(BaseModule):
             return self.max_windows_per_chunk
         if self._grad_chunk is None:
             from .grad_checkpoint import window_graph_bytes
-            self._grad_chunk = chunk_size_for_budget(window_graph_bytes(self),
-                                                     self._memory_budget_mb)
+            try:
+                graph = window_graph_bytes(self)
+            except Exception as exc:  # an op without a meta kernel: a measured-ratio guess
+                graph = 8 * self._per_window_bytes
+                logger.warning('could not size the window graph on the meta device (%s); '
+                               'assuming %.0f MB per window', exc, graph / 2 ** 20)
+            self._grad_chunk = chunk_size_for_budget(graph, self._memory_budget_mb)
         return self._grad_chunk
 
     # -------------------------------------------------------------- CLIP space
