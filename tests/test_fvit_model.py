@@ -69,7 +69,8 @@ def test_window_stride_is_snapped_and_logged(caplog):
         model = _build(window_stride=40)
     assert model.backbone.train_stride == model.backbone.test_stride == 32
     assert 'snapped to 32 px' in caplog.text
-    # The published 168 of a 336 px window snaps to 160 (see DESIGN.md).
+    # The published 168 of a 336 px window snaps to 160 (docs/ARCHITECTURE.md,
+    # "Design notes").
     from vitamin_dense.backbones import snap_stride
     assert snap_stride(168) == 160
 
