@@ -6,6 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from tests.helpers.mmdet_flow import mmdet_train
 from tests.helpers.toy_modules import toy_config
 from vitamin_dense.engine import find_resume_checkpoint, load_runner_checkpoint
 from vitamin_dense.engine.config import build_runner
@@ -93,20 +94,6 @@ def test_runner_builds_whatever_scope_was_current(tmp_path, scope):
 
 
 # ------------------------------------------------- checkpoints of other runners
-def _mmdet_train_flow(cfg: dict, resume=None):
-    """What MMDetection 3.3's tools/train.py does with a config (``--resume [PATH]``)."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    cfg = Config(cfg)
-    if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif resume is not None:
-        cfg.resume, cfg.load_from = True, resume
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
-    return runner
-
-
 def _stock_cfg(work_dir, max_iters):
     cfg = toy_config(str(work_dir), max_iters)
     del cfg['runner_type']  # MMEngine's own Runner, as a stock config gets
@@ -120,7 +107,7 @@ def _same_weights(a, b):
 
 def test_stock_runner_checkpoint_resumes_in_ours(tmp_path, caplog):
     straight = _train(tmp_path / 'a', 6)
-    stock = _mmdet_train_flow(_stock_cfg(tmp_path / 'b', 4))
+    stock = mmdet_train(_stock_cfg(tmp_path / 'b', 4))
     assert type(stock).__name__ == 'Runner'
     with pytest.raises(pickle.UnpicklingError):  # what the stock file needs beyond tensors
         torch.load(tmp_path / 'b' / 'iter_4.pth', weights_only=True)
@@ -137,13 +124,13 @@ def test_stock_runner_checkpoint_resumes_in_ours(tmp_path, caplog):
 def test_our_checkpoint_resumes_in_a_stock_runner(tmp_path):
     straight = _train(tmp_path / 'a', 6)
     _train(tmp_path / 'b', 4)
-    resumed = _mmdet_train_flow(_stock_cfg(tmp_path / 'b', 6), resume='auto')
+    resumed = mmdet_train(_stock_cfg(tmp_path / 'b', 6), resume='auto')
     assert type(resumed).__name__ == 'Runner' and resumed.iter == 6
     _same_weights(straight, resumed)
 
 
 def test_stock_checkpoint_loads_through_load_from(tmp_path):
-    stock = _mmdet_train_flow(_stock_cfg(tmp_path / 'stock', 2))
+    stock = mmdet_train(_stock_cfg(tmp_path / 'stock', 2))
     cfg = toy_config(str(tmp_path / 'ours'), 1)
     cfg['load_from'] = str(tmp_path / 'stock' / 'iter_2.pth')  # outside our work_dir
     runner = build_runner(Config(cfg))

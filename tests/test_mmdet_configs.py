@@ -13,6 +13,7 @@ from vitamin_dense.engine.config import build_runner, load_config
 from vitamin_dense.errors import ConfigError
 
 from _mmlab_fake_data import class_names, tiny_backbone_overrides, write_coco_instances
+from tests.helpers.mmdet_flow import mmdet_train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MASK_RCNN = os.path.join(ROOT, 'configs/mmdet/mask-rcnn_vitamin-b_sfp_8xb8-lsj-100e_coco.py')
@@ -178,21 +179,6 @@ def test_two_runner_iterations_then_inferencer(path, with_mask, tmp_path):
 
 
 # ------------------------------------------- checkpoints between mmdet's runner and ours
-def _mmdet_train(cfg, resume=None):
-    """MMDetection 3.3's tools/train.py: ``--resume [PATH]``, then the config's runner
-    (MMEngine's stock ``Runner`` unless it names ``runner_type``)."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    cfg = cfg.copy()
-    if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif resume is not None:
-        cfg.resume, cfg.load_from = True, resume
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
-    return runner
-
-
 def _stock_flow_cfg(path, tmp_path, work_dir, max_iters, runner):
     cfg, _ = _runner_cfg(path, tmp_path, with_mask=path == MASK_RCNN)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
@@ -208,13 +194,13 @@ def _stock_flow_cfg(path, tmp_path, work_dir, max_iters, runner):
 def test_a_run_of_mmdets_runner_resumes_and_loads_in_ours(tmp_path, caplog):
     """A Mask R-CNN trained by mmdet's own flow: resumed by our runner, and loaded
     through ``load_from`` from another directory."""
-    stock = _mmdet_train(_stock_flow_cfg(MASK_RCNN, tmp_path, tmp_path / 'stock', 1, 'stock'))
+    stock = mmdet_train(_stock_flow_cfg(MASK_RCNN, tmp_path, tmp_path / 'stock', 1, 'stock'))
     assert type(stock).__name__ == 'Runner'
     ckpt = str(tmp_path / 'stock' / 'iter_1.pth')
     with pytest.raises(Exception):  # not loadable by torch's weights-only default alone
         torch.load(ckpt, weights_only=True)
     with caplog.at_level('WARNING', logger='vitamin_dense.engine.checkpoint'):
-        resumed = _mmdet_train(
+        resumed = mmdet_train(
             _stock_flow_cfg(MASK_RCNN, tmp_path, tmp_path / 'stock', 2, 'ours'), resume='auto')
         assert type(resumed).__name__ == 'VitaminRunner' and resumed.iter == 2
         assert len(resumed.message_hub.get_scalar('train/loss').data[0]) == 2  # history kept
@@ -228,17 +214,17 @@ def test_a_run_of_mmdets_runner_resumes_and_loads_in_ours(tmp_path, caplog):
 
 
 def test_a_run_of_ours_resumes_in_mmdets_runner(tmp_path):
-    ours = _mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 1, 'ours'))
+    ours = mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 1, 'ours'))
     assert type(ours).__name__ == 'VitaminRunner'
     ckpt = str(tmp_path / 'run' / 'iter_1.pth')
     # Resumed at its end: the stock runner holds exactly the saved weights and state.
-    loaded = _mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 1, 'stock'),
+    loaded = mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 1, 'stock'),
                           resume=ckpt)
     assert type(loaded).__name__ == 'Runner' and loaded.iter == 1
     for key, value in ours.model.state_dict().items():
         torch.testing.assert_close(loaded.model.state_dict()[key], value)
     assert loaded.optim_wrapper.optimizer.state_dict()['state']  # AdamW moments came back
     # And it trains on from there.
-    resumed = _mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 2, 'stock'),
+    resumed = mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 2, 'stock'),
                            resume=ckpt)
     assert resumed.iter == 2

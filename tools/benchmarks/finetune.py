@@ -26,7 +26,7 @@ from typing import Any, Dict, List
 import torch
 
 from ._common import (MB, PeakMemory, add_run_arguments, device_name, format_table,
-                      memory_footnote, parse_size, run_measurements, time_calls)
+                      memory_footnote, parse_size, run_measurements, time_calls, worker_device)
 
 MODES = ('none', 'block', 'chunk', 'both')
 
@@ -71,11 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Build the fine-tuned backbone, run training steps, watch memory."""
-    from vitamin_dense.apis import resolve_device
     from vitamin_dense.backbones import LEVELS, ViTaminBackbone, count_windows
-    if spec.get('threads'):
-        torch.set_num_threads(int(spec['threads']))
-    device = resolve_device(spec.get('device', 'auto'))
+    device = worker_device(spec)
     h, w = spec['size']
     mode = spec['mode']
     backbone = ViTaminBackbone(
