@@ -11,7 +11,9 @@ cropped from the outputs.
 
 Windows are batched, in chunks of at most ``max_windows_per_chunk``, so memory
 is bounded by the chunk size plus the stitched outputs, whatever the image
-size.
+size. With gradients that holds only if each chunk's activations are
+recomputed in the backward pass (``ViTaminBackbone(grad_checkpointing=True)``,
+see ``grad_checkpoint.py``); otherwise every chunk's graph is kept.
 """
 from __future__ import annotations
 

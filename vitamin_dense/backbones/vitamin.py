@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import MODELS, register_openmmlab_alias
 from .clip_loader import create_vitamin_clip, describe_weights
+from .grad_checkpoint import checkpointed_window_fn, resolve_mode, run_units
 from .sliding_window import (TOKEN_SIZE, check_stride, chunk_size_for_budget,
                              sliding_window_forward)
 
@@ -62,7 +63,7 @@ class ShapeSpec(Tuple[int, int]):
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet', 'mmseg')
 class ViTaminBackbone(BaseModule):
     """ViTamin trunk with a sliding-window feature extractor.
 
@@ -87,7 +88,10 @@ class ViTaminBackbone(BaseModule):
             and mmseg necks expect) instead of a dict.
         max_windows_per_chunk: windows run together; overrides the budget.
         memory_budget_mb: size chunks so activations stay within this budget.
-        grad_checkpointing: recompute ViT blocks in backward (fine-tuning).
+        grad_checkpointing: recompute activations in the backward pass when
+            fine-tuning, so memory stays bounded: ``'chunk'`` (each chunk of
+            windows; what True means), ``'block'`` (the stem, every MBConv
+            and ViT block), ``'both'``, or False (see ``grad_checkpoint.py``).
         s32_mode: how ``s32`` is made from the stitched ``s16`` map:
             ``'max_pool'`` (2x2 max-pool, as the ViTamin F-ViT port) or
             ``'subsample'`` (every second token, as the Sliding FC-CLIP port).
@@ -109,7 +113,7 @@ class ViTaminBackbone(BaseModule):
                  return_tuple: bool = False,
                  max_windows_per_chunk: Optional[int] = None,
                  memory_budget_mb: Optional[float] = 2048,
-                 grad_checkpointing: bool = False,
+                 grad_checkpointing: Union[bool, str] = False,
                  progress: bool = False,
                  cache_dir: Optional[str] = None,
                  s32_mode: str = 'max_pool',
@@ -159,8 +163,12 @@ class ViTaminBackbone(BaseModule):
         self.freeze_clip_head = freeze_clip_head
         self.trainable_blocks = trainable_blocks
         self._set_trainable()
-        if grad_checkpointing:
-            trunk.set_grad_checkpointing(True)
+        self.grad_checkpointing = resolve_mode(grad_checkpointing)
+        self._chunk_fixed = max_windows_per_chunk is not None
+        self._memory_budget_mb = memory_budget_mb
+        self._grad_chunk: Optional[int] = None  # windows per chunk with gradients (lazy)
+        if self.grad_checkpointing in ('block', 'both'):
+            trunk.set_grad_checkpointing(True)  # also when the trunk is called on its own
         # ImageNet-style normalisation of the CLIP preprocessing, on a 0-255 scale.
         cfg = self.visual.preprocess_cfg if hasattr(self.visual, 'preprocess_cfg') else {}
         mean = cfg.get('mean', (0.48145466, 0.4578275, 0.40821073))
@@ -277,23 +285,19 @@ class ViTaminBackbone(BaseModule):
             raise ValueError(f'forward_window expects {w}x{w} windows, got {tuple(x.shape[-2:])}')
         trunk = self.trunk
         conv = trunk.patch_embed.backbone
-        s2 = conv.stem(x)
-        s4 = conv.stages[0](s2)
-        s8 = conv.stages[1](s4)
+        per_block = self.grad_checkpointing in ('block', 'both') and torch.is_grad_enabled()
+        s2 = run_units([conv.stem], x, per_block)
+        s4 = run_units(conv.stages[0], s2, per_block)
+        s8 = run_units(conv.stages[1], s4, per_block)
         tokens = trunk.patch_embed.proj(conv.pool(s8))
         n, d, h, wt = tokens.shape
         tokens = tokens.flatten(2).transpose(1, 2)
         tokens = trunk.norm_pre(trunk.patch_drop(trunk._pos_embed(tokens)))
         extra = {}
-        want = set(self.out_block_indices)
-        if want or not (trunk.grad_checkpointing and torch.is_grad_enabled()):
-            for i, blk in enumerate(trunk.blocks):
-                tokens = blk(tokens)
-                if i in want:
-                    extra[f'block{i}'] = tokens.transpose(1, 2).reshape(n, d, h, wt)
-        else:
-            from timm.models._manipulate import checkpoint_seq
-            tokens = checkpoint_seq(trunk.blocks, tokens)
+
+        def tap(i: int, out: Tensor) -> None:
+            extra[f'block{i}'] = out.transpose(1, 2).reshape(n, d, h, wt)
+        tokens = run_units(trunk.blocks, tokens, per_block, self.out_block_indices, tap)
         tokens = trunk.norm(tokens)
         out = {'s4': s4, 's8': s8, 's16': tokens.transpose(1, 2).reshape(n, d, h, wt)}
         if self.with_clip_map:
@@ -323,9 +327,14 @@ class ViTaminBackbone(BaseModule):
             return {k: v for k, v in self.forward_window(x).items() if k in needed}
 
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.visual.parameters())
+        chunk = self.max_windows_per_chunk
+        if grad and self.grad_checkpointing in ('chunk', 'both'):
+            window_fn = checkpointed_window_fn(window_fn)
+        if grad and self.grad_checkpointing:
+            chunk = self.grad_windows_per_chunk()
         with torch.set_grad_enabled(grad):
             maps = sliding_window_forward(images, window_fn, self.window_size, stride,
-                                          self.max_windows_per_chunk, progress=self.progress)
+                                          chunk, progress=self.progress)
         if 's32' in self.out_levels:
             maps['s32'] = maps['s16'][..., ::2, ::2] if self.s32_mode == 'subsample' else \
                 F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
@@ -333,6 +342,27 @@ class ViTaminBackbone(BaseModule):
         if self.return_tuple:
             return tuple(maps[lvl] for lvl in self.out_levels)
         return maps
+
+    def grad_windows_per_chunk(self) -> int:
+        """Windows per chunk while fine-tuning with gradient checkpointing.
+
+        A recomputed chunk holds its whole forward graph (every activation the
+        backward pass needs), several times the no-gradient peak the budget
+        otherwise sizes chunks by, so chunks get smaller. An explicit
+        ``max_windows_per_chunk`` is kept as given.
+        """
+        if self._chunk_fixed or self._memory_budget_mb is None:
+            return self.max_windows_per_chunk
+        if self._grad_chunk is None:
+            from .grad_checkpoint import window_graph_bytes
+            try:
+                graph = window_graph_bytes(self)
+            except Exception as exc:  # an op without a meta kernel: a measured-ratio guess
+                graph = 8 * self._per_window_bytes
+                logger.warning('could not size the window graph on the meta device (%s); '
+                               'assuming %.0f MB per window', exc, graph / 2 ** 20)
+            self._grad_chunk = chunk_size_for_budget(graph, self._memory_budget_mb)
+        return self._grad_chunk
 
     # -------------------------------------------------------------- CLIP space
     def clip_project(self, tokens: Tensor) -> Tensor:

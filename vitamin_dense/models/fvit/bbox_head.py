@@ -34,7 +34,7 @@ from .ensemble import check_exponent, cosine_logits, geometric_ensemble
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class FViTBBoxHead(ConvFCBBoxHead):
     """Open-vocabulary box head of F-ViT.
 

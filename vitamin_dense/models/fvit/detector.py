@@ -26,7 +26,8 @@ model never trained on it (the trained names are saved in checkpoints).
 
 Window stride. The published stride is 168 (half the 336 px window), which
 is not a multiple of ViTamin's 16 px tokens; ``window_stride`` is snapped to
-the nearest multiple (168 -> 160) and the snap is logged (see DESIGN.md).
+the nearest multiple (168 -> 160) and the snap is logged (see
+docs/ARCHITECTURE.md, "Design notes").
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def _vocabulary(spec) -> Vocabulary:
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class SlidingFViT(TwoStageDetector):
     """Open-vocabulary two-stage detector on a frozen sliding-window ViTamin.
 
