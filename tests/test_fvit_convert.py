@@ -244,6 +244,8 @@ def test_reference_embedding_file_becomes_a_table(tmp_path):
     with pytest.raises(WeightsError, match='does not fit the text tower'):   # 32-d vs 64-d
         FViTTextEncoder('ViTamin-Tiny', weights=None, disk_cache=False,
                         class_embeddings=str(dst))
+    with pytest.raises(WeightsError, match='not a class-embedding table'):
+        load_class_embeddings(src)
     names, embeddings = load_class_embeddings(str(dst))
     assert names == list(reference)
     torch.testing.assert_close(embeddings, torch.stack([reference[n] for n in names]))

@@ -125,8 +125,8 @@ def default_class_names(num_classes: int) -> List[str]:
     if num_classes == 1203:
         from ...datasets.ov_splits import lvis_v1_classes
         return [LVIS_V1_SPELLING.get(n, n) for n in lvis_v1_classes()]
-    raise ConfigError(f'the checkpoint embeds {num_classes} classes (not OV-COCO\'s 65 or OV-LVIS\' '
-                      '1203): give their names in its order with --class-names FILE.json')
+    raise ConfigError(f"the checkpoint embeds {num_classes} classes (not OV-COCO's 65 or "
+                      "OV-LVIS' 1203): give their names in its order with --class-names FILE.json")
 
 
 def default_seen_classes(names: Sequence[str]) -> List[str]:

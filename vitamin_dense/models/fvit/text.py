@@ -153,10 +153,10 @@ def load_class_embeddings(path: str) -> Tuple[List[str], Tensor]:
             embeddings = f.get_tensor('embeddings')
         names = json.loads(meta['names'])
     except Exception as exc:  # any unreadable file is the same user error
-        raise WeightsError(f'{path} is not a class-embedding table (convert the reference\'s '
-                           'embedding file with tools/convert_checkpoint.py fvit SRC DST.safetensors'
-                           f'): {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}'
-                           ) from exc
+        why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise WeightsError(f"{path} is not a class-embedding table ({why}); convert the "
+                           "reference's embedding file with tools/convert_checkpoint.py fvit "
+                           'SRC DST.safetensors') from exc
     if embeddings.dim() != 2 or embeddings.shape[0] != len(names):
         raise WeightsError(f'{path}: {len(names)} names for embeddings of shape '
                            f'{tuple(embeddings.shape)}')
