@@ -173,6 +173,11 @@ class ViTaminBackbone(BaseModule):
     def _check_stride(self, stride: int) -> int:
         return check_stride(stride, self.window_size, placement=self.window_placement)
 
+    def _placement_kwargs(self) -> dict:
+        """``sliding_window_forward`` arguments of the placement (none for the default, so
+        callers that wrap the stitcher, e.g. the ONNX export, see today's call)."""
+        return {} if self.window_placement == 'aligned' else {'placement': self.window_placement}
+
     @property
     def trunk(self) -> nn.Module:
         return self.visual.trunk
@@ -331,7 +336,7 @@ class ViTaminBackbone(BaseModule):
         with torch.set_grad_enabled(grad):
             maps = sliding_window_forward(images, window_fn, self.window_size, stride,
                                           self.max_windows_per_chunk, progress=self.progress,
-                                          placement=self.window_placement)
+                                          **self._placement_kwargs())
         if project_after:
             with torch.set_grad_enabled(grad):
                 maps['clip'] = self.clip_project(maps['s16'].permute(0, 2, 3, 1)
@@ -372,7 +377,7 @@ class ViTaminBackbone(BaseModule):
         stride = self._check_stride(stride) if stride else self.stride
         tokens = sliding_window_forward(
             images, lambda x: {'s16': self.forward_window(x)['s16']}, self.window_size, stride,
-            self.max_windows_per_chunk, placement=self.window_placement)['s16']
+            self.max_windows_per_chunk, **self._placement_kwargs())['s16']
         ones = tokens.new_ones(tokens.shape[0], 1, *tokens.shape[-2:])
         return self.mask_pool(ones, tokens)[:, 0]
 
