@@ -47,6 +47,14 @@ def _bbox_head_cfg(**overrides):
     return cfg
 
 
+def _build(cfg):
+    """Build an mmdet module in mmdet's scope (whatever scope earlier tests left current)."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MODELS.build(cfg)
+
+
 def _converted(state, prefix):
     """Our state dict of one reference module (keys given without the detector prefix)."""
     mapped, embeddings = convert_state_dict({prefix + k: v for k, v in state.items()})
@@ -54,9 +62,8 @@ def _converted(state, prefix):
 
 
 def _our_bbox_head(state):
-    from mmdet.registry import MODELS
     names, seen = _classes()
-    head = MODELS.build(_bbox_head_cfg())
+    head = _build(_bbox_head_cfg())
     ours, embeddings = _converted(state, 'roi_head.bbox_head.')
     table, background = split_embeddings(embeddings, names)
     ours['background_embedding'] = background
@@ -104,14 +111,13 @@ def test_box_head_matches_reference():
 
 def test_roi_head_and_clip_ensemble_match_reference():
     """The CLIP RoI ensemble: RoIAlign(1x1) on the dense CLIP map, geometric ensemble, NMS."""
-    from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmengine.config import ConfigDict
     from mmengine.structures import InstanceData
     fix = _load('roi_head.pt')
     names, seen = _classes()
     inputs, out, tcfg = fix['inputs'], fix['outputs'], fix['test_cfg']
-    roi_head = MODELS.build(dict(
+    roi_head = _build(dict(
         type='FViTRoIHead',
         bbox_roi_extractor=dict(type='SingleRoIExtractor',
                                 roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
@@ -158,7 +164,6 @@ def test_roi_head_and_clip_ensemble_match_reference():
 @pytest.mark.parametrize('which', ['ovcoco', 'ovlvis'])
 def test_rpn_heads_match_reference(which):
     """Point 3: OV-LVIS's RPN normalises its two convs (FViTRPNHead); OV-COCO's is stock."""
-    from mmdet.registry import MODELS
     from mmengine.config import ConfigDict
     fix = _load(f'rpn_head_{which}.pt')
     cfg = dict(
@@ -172,7 +177,7 @@ def test_rpn_heads_match_reference(which):
         loss_bbox=dict(type='L1Loss', loss_weight=1.0))
     if which == 'ovlvis':
         cfg['norm_cfg'] = dict(type='BN', requires_grad=True)
-    rpn = MODELS.build(cfg)
+    rpn = _build(cfg)
     ours, _ = _converted(fix['state_dict'], 'rpn_head.')
     rpn.load_state_dict(ours, strict=True)
     rpn.eval()
