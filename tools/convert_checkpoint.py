@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os.path as osp
 import sys
 
@@ -26,33 +27,23 @@ CONVERTERS = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    chosen = next((a for a in argv if a in CONVERTERS), None)  # only its module is imported
     parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='kind', required=True, metavar='{' + ','.join(CONVERTERS) + '}')
-    for kind in CONVERTERS:
+    for kind, module in CONVERTERS.items():
         p = sub.add_parser(kind, help=f'convert a released {kind} checkpoint')
         p.add_argument('src', help='the released checkpoint')
         p.add_argument('dst', help='where to write our checkpoint')
-        if kind == chosen:
-            _converter(kind).add_arguments(p)
+        if importlib.util.find_spec(module) is not None:  # each converter lands on its own
+            importlib.import_module(module).add_arguments(p)
     return parser.parse_args(argv)
-
-
-def _converter(kind: str):
-    module = CONVERTERS[kind]
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        from vitamin_dense.errors import ConfigError
-        raise ConfigError(f'the {kind} converter ({module}) is not part of this version') from exc
 
 
 def main() -> int:
     args = parse_args()
-    _converter(args.kind).convert(args)
+    if importlib.util.find_spec(CONVERTERS[args.kind]) is None:
+        from vitamin_dense.errors import ConfigError
+        raise ConfigError(f'no {args.kind} converter in this version ({CONVERTERS[args.kind]})')
+    importlib.import_module(CONVERTERS[args.kind]).convert(args)
     return 0
 
 

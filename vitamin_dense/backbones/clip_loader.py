@@ -194,6 +194,8 @@ def create_vitamin_clip(model_name: str, weights: Optional[str] = None,
     kwargs = {}
     if variant.force_image_size:
         kwargs['force_image_size'] = variant.force_image_size
+    if torch.empty(0).is_meta:  # under `with torch.device('meta')`: shapes only
+        kwargs['device'] = 'meta'
     path = None
     if weights not in RANDOM_INIT:
         path = resolve_weights_file(model_name, weights, cache_dir)

@@ -26,8 +26,9 @@ _CONFIG_DIR = os.path.join(os.path.dirname(__file__), 'model_configs')
 _FORCED_IMAGE_SIZE: Dict[str, int] = {'ViTamin-XL-384': 384}
 
 # Tiny variants defined by this package (their open_clip JSON lives in
-# model_configs/). They are random-init only.
-TINY_VARIANTS = ('ViTamin-Tiny', 'ViTamin-Tiny-96')
+# model_configs/). They are random-init only. ViTamin-Tiny-T8 is ViTamin-Tiny
+# with a width-8 text tower: whole-model checkpoints of a few MB (test fixtures).
+TINY_VARIANTS = ('ViTamin-Tiny', 'ViTamin-Tiny-96', 'ViTamin-Tiny-T8')
 
 
 @dataclass(frozen=True)

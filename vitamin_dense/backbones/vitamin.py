@@ -9,7 +9,8 @@ and the backbone returns, stitched over sliding windows:
 
 * ``s4``, ``s8``: the two MBConv stages,
 * ``s16``: the final tokens (before ``fc_norm``) as a map,
-* ``s32``: the stitched ``s16`` map max-pooled by 2,
+* ``s32``: the stitched ``s16`` map max-pooled by 2 (``s32_mode='max_pool'``, as
+  F-ViT) or subsampled, ``s16[..., ::2, ::2]`` (``'subsample'``, as Sliding FC-CLIP),
 * ``clip``: the dense CLIP map, per token ``proj(fc_norm(token))`` (stride 16),
 * optionally ``block{i}``: the tokens after ViT block ``i`` (stride 16).
 
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 LEVELS = ('s4', 's8', 's16', 's32')
 LEVEL_STRIDES = {'s4': 4, 's8': 8, 's16': 16, 's32': 32, 'clip': 16}
+S32_MODES = ('max_pool', 'subsample')
 
 
 class ShapeSpec(Tuple[int, int]):
@@ -86,6 +88,9 @@ class ViTaminBackbone(BaseModule):
         max_windows_per_chunk: windows run together; overrides the budget.
         memory_budget_mb: size chunks so activations stay within this budget.
         grad_checkpointing: recompute ViT blocks in backward (fine-tuning).
+        s32_mode: how ``s32`` is made from the stitched ``s16`` map:
+            ``'max_pool'`` (2x2 max-pool, as the ViTamin F-ViT port) or
+            ``'subsample'`` (every second token, as the Sliding FC-CLIP port).
         progress: progress bar when an image has many windows.
         cache_dir: where hub downloads go (default: Hugging Face's cache).
         window_placement: ``'aligned'`` (strides are multiples of 16 px) or
@@ -113,6 +118,7 @@ class ViTaminBackbone(BaseModule):
                  grad_checkpointing: bool = False,
                  progress: bool = False,
                  cache_dir: Optional[str] = None,
+                 s32_mode: str = 'max_pool',
                  window_placement: str = 'aligned',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -120,12 +126,16 @@ class ViTaminBackbone(BaseModule):
         unknown = [lvl for lvl in out_levels if lvl not in LEVELS]
         if unknown:
             raise ConfigError(f'unknown output level(s) {unknown}; choose from {list(LEVELS)}')
+        if s32_mode not in S32_MODES:
+            raise ConfigError(f"unknown s32_mode '{s32_mode}'; choose from {list(S32_MODES)}")
+        self.s32_mode = s32_mode
         clip_model, variant = create_vitamin_clip(model_name, weights, cache_dir=cache_dir)
         self.model_name = model_name
         self.weights = describe_weights(weights)
         self.variant = variant
         self.visual = clip_model.visual
-        self.logit_scale_init = float(clip_model.logit_scale.exp().item())
+        self.logit_scale_init = 1 / 0.07 if clip_model.logit_scale.is_meta else \
+            float(clip_model.logit_scale.exp().item())
         del clip_model  # the text tower is the text encoder's business
         trunk = self.trunk
         if trunk.num_prefix_tokens:
@@ -342,7 +352,8 @@ class ViTaminBackbone(BaseModule):
                 maps['clip'] = self.clip_project(maps['s16'].permute(0, 2, 3, 1)
                                                  ).permute(0, 3, 1, 2)
         if 's32' in self.out_levels:
-            maps['s32'] = F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
+            maps['s32'] = maps['s16'][..., ::2, ::2] if self.s32_mode == 'subsample' else \
+                F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
         maps = {k: maps[k] for k in keep}
         if self.return_tuple:
             return tuple(maps[lvl] for lvl in self.out_levels)

@@ -232,11 +232,14 @@ class FViTTextEncoder(TextClassifier):
             out[missing] = encoded.float().cpu()
         return out.to(self.device)
 
-    def _encode_uncached(self, vocab: Vocabulary) -> Tensor:
-        names = vocab.names  # the category name only, as published
+    def _encode_names(self, names: Sequence[str]) -> Tensor:
+        """Per name: normalised mean over F-ViT's prompts of their normalised embeddings."""
         prompts = [p for name in names for p in fvit_prompts(name, self.templates)]
         emb = self.encode_prompts(prompts).view(len(names), len(self.templates), -1).mean(1)
         return F.normalize(emb, dim=-1)
+
+    def _encode_uncached(self, vocab: Vocabulary) -> Tensor:
+        return self._encode_names(vocab.names)  # the category name only, as published
 
 
 __all__ = ['FVIT_TEMPLATES', 'BACKGROUND', 'fvit_prompt_name', 'fvit_prompts',
