@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from ..registry import MODELS, register_openmmlab_alias
 from .clip_loader import create_vitamin_clip, describe_weights
 from .grad_checkpoint import checkpointed_window_fn, resolve_mode, run_units
-from .sliding_window import (TOKEN_SIZE, check_stride, chunk_size_for_budget,
+from .sliding_window import (TOKEN_SIZE, check_placement, check_stride, chunk_size_for_budget,
                              sliding_window_forward)
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,12 @@ class ViTaminBackbone(BaseModule):
             ``'subsample'`` (every second token, as the Sliding FC-CLIP port).
         progress: progress bar when an image has many windows.
         cache_dir: where hub downloads go (default: Hugging Face's cache).
+        window_placement: ``'aligned'`` (strides are multiples of 16 px) or
+            ``'published'``: the released Sliding F-ViT's placement (any stride,
+            outputs placed at ``floor(offset / stride)``, see
+            :mod:`.sliding_window`), whose dense CLIP map is
+            ``proj(fc_norm(.))`` of the window-averaged tokens instead of the
+            average of per-window projections.
     """
 
     def __init__(self,
@@ -117,8 +123,10 @@ class ViTaminBackbone(BaseModule):
                  progress: bool = False,
                  cache_dir: Optional[str] = None,
                  s32_mode: str = 'max_pool',
+                 window_placement: str = 'aligned',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.window_placement = check_placement(window_placement)
         unknown = [lvl for lvl in out_levels if lvl not in LEVELS]
         if unknown:
             raise ConfigError(f'unknown output level(s) {unknown}; choose from {list(LEVELS)}')
@@ -137,8 +145,8 @@ class ViTaminBackbone(BaseModule):
         if trunk.num_prefix_tokens:
             raise ConfigError(f'{model_name}: expected no CLS/register tokens in ViTamin')
         self.window_size = variant.window_size
-        self.train_stride = check_stride(train_stride or self.window_size, self.window_size)
-        self.test_stride = check_stride(test_stride or self.window_size, self.window_size)
+        self.train_stride = self._check_stride(train_stride or self.window_size)
+        self.test_stride = self._check_stride(test_stride or self.window_size)
         depth = len(trunk.blocks)
         bad = [i for i in out_block_indices if not -depth <= i < depth]
         if bad:
@@ -180,6 +188,14 @@ class ViTaminBackbone(BaseModule):
                     'frozen' if frozen else f'trainable blocks: {trainable_blocks or "all"}')
 
     # ------------------------------------------------------------------ set-up
+    def _check_stride(self, stride: int) -> int:
+        return check_stride(stride, self.window_size, placement=self.window_placement)
+
+    def _placement_kwargs(self) -> dict:
+        """``sliding_window_forward`` arguments of the placement (none for the default, so
+        callers that wrap the stitcher, e.g. the ONNX export, see today's call)."""
+        return {} if self.window_placement == 'aligned' else {'placement': self.window_placement}
+
     @property
     def trunk(self) -> nn.Module:
         return self.visual.trunk
@@ -315,13 +331,17 @@ class ViTaminBackbone(BaseModule):
             stride: window stride; default :attr:`train_stride` in training
                 mode, :attr:`test_stride` in eval mode.
         """
-        stride = check_stride(stride, self.window_size) if stride else self.stride
+        stride = self._check_stride(stride) if stride else self.stride
         keep = list(self.out_levels) + (['clip'] if self.with_clip_map else [])
         keep += [f'block{i}' for i in self.out_block_indices]
         # Stitch only what is returned: a full-resolution s4 map of a large
         # image is by far the biggest buffer, and the CLIP-only users (the
         # training-free segmentor) never need it.
         needed = set(keep) | ({'s16'} if 's32' in keep else set())
+        # 'published': the CLIP map is projected after stitching the tokens.
+        project_after = self.with_clip_map and self.window_placement == 'published'
+        if project_after:
+            needed = (needed - {'clip'}) | {'s16'}
 
         def window_fn(x: Tensor) -> Dict[str, Tensor]:
             return {k: v for k, v in self.forward_window(x).items() if k in needed}
@@ -334,7 +354,12 @@ class ViTaminBackbone(BaseModule):
             chunk = self.grad_windows_per_chunk()
         with torch.set_grad_enabled(grad):
             maps = sliding_window_forward(images, window_fn, self.window_size, stride,
-                                          chunk, progress=self.progress)
+                                          chunk, progress=self.progress,
+                                          **self._placement_kwargs())
+        if project_after:
+            with torch.set_grad_enabled(grad):
+                maps['clip'] = self.clip_project(maps['s16'].permute(0, 2, 3, 1)
+                                                 ).permute(0, 3, 1, 2)
         if 's32' in self.out_levels:
             maps['s32'] = maps['s16'][..., ::2, ::2] if self.s32_mode == 'subsample' else \
                 F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
@@ -390,10 +415,10 @@ class ViTaminBackbone(BaseModule):
 
     def encode_image(self, images: Tensor, stride: Optional[int] = None) -> Tensor:
         """Whole-image CLIP embeddings (mean of the stitched tokens), not normalised."""
-        stride = check_stride(stride, self.window_size) if stride else self.stride
+        stride = self._check_stride(stride) if stride else self.stride
         tokens = sliding_window_forward(
             images, lambda x: {'s16': self.forward_window(x)['s16']}, self.window_size, stride,
-            self.max_windows_per_chunk)['s16']
+            self.max_windows_per_chunk, **self._placement_kwargs())['s16']
         ones = tokens.new_ones(tokens.shape[0], 1, *tokens.shape[-2:])
         return self.mask_pool(ones, tokens)[:, 0]
 
