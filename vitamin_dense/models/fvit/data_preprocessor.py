@@ -18,7 +18,7 @@ from ...registry import MODELS, register_openmmlab_alias
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class FViTDataPreprocessor(DetDataPreprocessor):
     """:class:`~mmdet.models.data_preprocessors.DetDataPreprocessor` with ``pad_to_square``.
 

@@ -17,7 +17,7 @@ from ...registry import MODELS, register_openmmlab_alias
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class FViTRPNHead(RPNHead):
     """:class:`~mmdet.models.dense_heads.RPNHead` whose ``num_convs`` (> 1) convs are
     conv - norm - ReLU blocks (``norm_cfg``, e.g. ``dict(type='SyncBN')``)."""
