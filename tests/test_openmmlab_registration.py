@@ -80,3 +80,12 @@ def test_aliasing_is_idempotent_and_names_its_package():
         register_openmmlab_alias()
     with pytest.raises(ValueError, match='mmpose'):
         alias_into(ViTaminBackbone, 'mmpose')
+
+
+def test_api_builders_work_in_any_current_scope(tiny_model_name):
+    """A demo or export after an mmdet tool (default scope 'mmdet') still builds our models."""
+    from vitamin_dense.apis.detector import build_detector
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model, _ = build_detector(model=tiny_model_name, random_init=True)
+        assert DefaultScope.get_current_instance().scope_name == 'mmdet'  # left as it was
+    assert type(model).__name__ == 'OwlDetector'

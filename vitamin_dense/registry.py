@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Callable, Optional, Tuple, Type
+from typing import Any, Callable, Optional, Tuple, Type
 
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -176,3 +176,18 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     if init_default_scope:
         from mmengine.registry import init_default_scope as _init_default_scope
         _init_default_scope(SCOPE)
+
+
+def build_model(cfg: Any) -> Any:
+    """Build a model config of ours whatever MMEngine's current default scope is.
+
+    MMEngine resolves an unprefixed ``type`` in the *current* default scope;
+    after an mmdet tool or config (``default_scope='mmdet'``) that scope's
+    registry cannot see our classes (``OwlDetector``, ``TextClassifier``,
+    ...). The API builders (demos, exports, converters) therefore build in
+    our scope for the duration of the call and leave the caller's scope as
+    it was.
+    """
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(SCOPE):
+        return MODELS.build(cfg)
