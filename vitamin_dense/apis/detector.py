@@ -108,7 +108,7 @@ def build_detector(config: Optional[str] = None, checkpoint: Optional[str] = Non
     comes wrapped in :class:`~vitamin_dense.apis.fvit_inference.FViTDetect`.
     """
     from ..engine.checkpoint import load_runner_checkpoint
-    from ..registry import MODELS
+    from ..registry import build_model
     from .checkpoint_config import config_from_checkpoint
     from .fvit_inference import FViTDetect, is_fvit_config
     state = None
@@ -160,7 +160,7 @@ def build_detector(config: Optional[str] = None, checkpoint: Optional[str] = Non
     if fvit:  # mmdet's detectors read their sub-configs as attributes
         from mmengine.config import ConfigDict
         model_cfg = ConfigDict(model_cfg)
-    detector = MODELS.build(model_cfg)
+    detector = build_model(model_cfg)
     if state is not None:
         _load_state(detector, state, checkpoint)
     if fvit:
