@@ -9,9 +9,10 @@
 
 The detector is built once (weights load once) and called many times. Boxes
 are in the original image's pixels whatever its size or aspect ratio: the
-image is resized (keeping its aspect ratio, never padded to a square) to the
-model's input size and the boxes are scaled back per axis. Images of a batch
-never influence each other (:meth:`OwlDetector.detect`).
+image is resized (keeping its aspect ratio) to the model's input size, the OWL
+model pads it to its square box frame (``frame_size``, as OWL pads to a square
+in training and at evaluation), and the boxes are scaled back per axis. Images
+of a batch never influence each other (:meth:`OwlDetector.detect`).
 
 Where the model comes from:
 
