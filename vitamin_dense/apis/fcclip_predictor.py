@@ -160,7 +160,8 @@ class FCCLIPPredictor:
                 threshold: Optional[float] = None) -> List[MaskSegmentationResult]:
         from mmengine.structures import BaseDataElement
         model = self.model
-        model.set_vocabulary(self._vocabulary(vocabulary), 'test')
+        seg_vocabulary = self._vocabulary(vocabulary)
+        model.set_vocabulary(seg_vocabulary, 'test')
         results = []
         for image in images:
             start = time.perf_counter()
@@ -188,6 +189,7 @@ class FCCLIPPredictor:
                         model=model.backbone.model_name, stride=stride,
                         window=model.backbone.window_size, processed_size=[h, w],
                         windows=count_windows(ph, pw, model.backbone.window_size, stride),
+                        is_thing=[bool(t) for t in seg_vocabulary.is_thing],
                         seconds=time.perf_counter() - start)
             result = MaskSegmentationResult(
                 labels=labels, class_names=list(vocabulary.names), scores=scores.float().cpu(),
