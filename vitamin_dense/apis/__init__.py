@@ -13,6 +13,8 @@ from .fcclip_predictor import FCCLIPPredictor, MaskSegmentationResult  # noqa: E
 from .detection_results import DetectionResult  # noqa: E402
 from .detector import (Detector, QueryError, build_detector, check_query_box,  # noqa: E402
                        default_detector_config, parse_box)
+from .coco_outputs import CocoWriter  # noqa: E402
+from .inferencer import DenseInferencer  # noqa: E402
 
 __all__ = [
     'Segmenter', 'SegmentationResult', 'NO_CLASS', 'Predictor', 'PreparedImage',
@@ -20,4 +22,5 @@ __all__ = [
     'available_predictors', 'content_key', 'resolve_device', 'DEFAULT_MAX_SIDE',
     'FCCLIPPredictor', 'MaskSegmentationResult', 'Detector', 'DetectionResult', 'QueryError',
     'build_detector', 'check_query_box', 'default_detector_config', 'parse_box',
+    'DenseInferencer', 'CocoWriter',
 ]
