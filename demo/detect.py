@@ -38,6 +38,8 @@ detection (this demo):
                        box carries one label (its best; class-agnostic NMS at --nms-iou)
   --checkpoint         an OWL detector or a Sliding F-ViT (configs/ov_det/...)
   --save-pred          writes <name>_detect.json (boxes in original-image pixels)
+  --pred-format coco   coco.bbox.json instead (COCO results file: image_id from numeric
+                       file names, else 1, 2, ...; category_id 1..K in --vocab order)
 
 one-shot detection (instead of --vocab; OWL checkpoints):
   --query-image Q --query-box x1,y1,x2,y2 [--query-box ...] [--query-name NAME ...]
@@ -128,7 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         format='%(levelname)s %(name)s: %(message)s')
     quiet_third_party_logs()
     load_toolkit()
-    from vitamin_dense.apis import Detector
+    from vitamin_dense.apis import DenseInferencer
     from vitamin_dense.apis.detector import check_query_box, parse_box
     from vitamin_dense.apis.video import is_video_path
     from vitamin_dense.errors import ConfigError
@@ -150,34 +152,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                   else EXEMPLAR_THRESHOLD)
     max_det = args.max_detections or (10 if args.random_init else 100)
     kwargs = {} if args.input_size is None else dict(input_size=args.input_size)
-    detector = Detector(config=args.config, checkpoint=args.checkpoint,
-                        model=args.model or (None if (args.config or args.checkpoint)
-                                             else 'ViTamin-L-336'),
-                        weights=args.weights or 'datacomp1b', device=args.device,
-                        threshold=threshold, query_threshold=threshold,
-                        max_detections=max_det, nms_iou=args.nms_iou or None,
-                        one_label_per_box=not args.all_labels, random_init=args.random_init,
-                        **kwargs)
+    # a checkpoint (its config, or --config) names OWL or F-ViT; else an OWL on --model
+    trained = bool(args.config or args.checkpoint)
+    inferencer = DenseInferencer(
+        args.config or (None if trained else args.model or 'ViTamin-L-336'),
+        weights=args.checkpoint if trained else args.weights, kind='detector',
+        device=args.device, random_init=args.random_init, threshold=threshold,
+        query_threshold=threshold, max_detections=max_det, nms_iou=args.nms_iou or None,
+        one_label_per_box=not args.all_labels, **kwargs)
+    detector = inferencer.detector
     print(f'{detector!r}', file=sys.stderr)
     if args.random_init:
         print('random weights: the boxes are meaningless (smoke test)', file=sys.stderr)
+    if not images and args.pred_format != 'json':
+        raise ConfigError('--pred-format coco is for images; a video gets per-frame JSON')
     if not images:  # one video (vitamin_dense/apis/video.py)
         from vitamin_dense.apis.video import detect_video
         done = detect_video(detector, paths[0], vocab, args.out, args.frame_stride)
         print(f"{paths[0]}: {done['frames']} frames -> {done['video']}, {done['json']}")
         return 0
-    call = dict(vocabulary=vocab) if vocab is not None else dict(
+    queries = {} if vocab is not None else dict(
         query_image=query, query_boxes=boxes, query_names=args.query_name or None)
     # one call: exemplar queries are embedded once, images run batch_size at a time
-    results = detector.detect_batch(images, **call)
+    results = inferencer.predict(images, vocab, **queries)
     for path, result, out in zip(paths, results, outputs):
         result.source = path
         written = result.save_visualization(out, title=osp.basename(path))
-        if args.save_pred:
+        if args.save_pred and args.pred_format != 'coco':
             result.save_json(osp.splitext(out)[0] + '.json')
         print(f'{path}: {len(result)} detection{"s" if len(result) != 1 else ""} -> {written}')
         if len(result):
             print('\n'.join('  ' + line for line in result.summary().splitlines()))
+    if args.pred_format != 'json':
+        from vitamin_dense.apis.inferencer import output_names
+        from vitamin_dense.utils.cli import IMAGE_OUTPUT_SUFFIXES
+        folder = osp.dirname(args.out) if args.out.lower().endswith(IMAGE_OUTPUT_SUFFIXES) \
+            else args.out
+        written = DenseInferencer.write_coco(results, folder or '.', output_names(paths),
+                                             panoptic_dir=None)
+        print(f"COCO results -> {', '.join(written.values())}")
     return 0
 
 

@@ -42,6 +42,9 @@ segmentation (this demo):
   --task               semantic (default), panoptic or instance (needs --checkpoint)
   --save-pred          writes <name>_labels.png (16-bit: 0 = none, k+1 = class k) and
                        <name>_labels.json (names, shares, segments or instances)
+  --pred-format coco   COCO files instead: panoptic (and semantic: one segment per
+                       class) as coco.panoptic.json + PNGs, instances as RLE in
+                       coco.segm.json (vitamin_dense/apis/coco_outputs.py)
 
 weights:
   Without --checkpoint the default, ViTamin-L-336 with 'datacomp1b', is
@@ -59,6 +62,8 @@ examples:
       --checkpoint work_dirs/vitamin_l_coco/iter_368750.pth
   python demo/segment.py photos/ --vocab "person; car, truck; tree" --out out/
   python demo/segment.py street.jpg --vocab classes.txt --threshold 0.4 --stride 112
+  python demo/segment.py val2017/ --vocab dataset:coco_panoptic --task panoptic \
+      --checkpoint CKPT --pred-format coco --out preds/
 """
 
 
@@ -141,23 +146,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     outputs = output_paths(images, args.out)
     _configure_logging(args.verbose)
     load_toolkit()
-    from vitamin_dense.apis import Segmenter
-    from vitamin_dense.errors import VitaminDenseError
+    from vitamin_dense.apis import DenseInferencer
+    from vitamin_dense.errors import ConfigError, VitaminDenseError
     from vitamin_dense.text import parse_vocabulary
 
     vocab = parse_vocabulary(args.vocab)
     threshold = args.threshold or None  # 0: every pixel gets a class, as without a threshold
-    if trained:
-        segmenter = Segmenter(predictor='fcclip', config=args.config, checkpoint=args.checkpoint,
-                              task=args.task, device=args.device, stride=args.stride,
-                              threshold=threshold, max_side=args.max_side or None,
-                              progress=True)
+    common = dict(device=args.device, stride=args.stride, threshold=threshold,
+                  max_side=args.max_side or None, show_progress=True)
+    if trained:  # the checkpoint's config (or --config) names the FC-CLIP model
+        inferencer = DenseInferencer(args.config, weights=args.checkpoint, kind='fcclip',
+                                     task=args.task, **common)
     else:
-        weights = None if args.random_init else (args.weights or 'datacomp1b')
-        segmenter = Segmenter(args.model or 'ViTamin-L-336', weights=weights,
-                              device=args.device, stride=args.stride, templates=templates,
-                              threshold=threshold, max_side=args.max_side or None,
-                              progress=True)
+        inferencer = DenseInferencer(args.model or 'ViTamin-L-336', weights=args.weights,
+                                     kind='training-free', random_init=args.random_init,
+                                     templates=templates, **common)
+    segmenter = inferencer.segmenter
     from vitamin_dense.apis.video import is_video_path
     video = len(images) == 1 and is_video_path(images[0])
     describe = getattr(segmenter.predictor, 'describe', None)
@@ -166,6 +170,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{"s" if len(images) > 1 else ""}')
     if args.random_init:
         _info('random weights: the masks are meaningless (smoke test)')
+    if video and args.pred_format != 'json':
+        raise ConfigError('--pred-format coco is for images; a video gets per-frame JSON')
     if video:  # annotated video + per-frame JSON, frames streamed (vitamin_dense/apis/video.py)
         from vitamin_dense.apis.video import segment_video
         done = segment_video(segmenter, images[0], vocab, args.out, args.frame_stride,
@@ -173,6 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{images[0]}: {done['frames']} frames -> {done['video']}, {done['json']}")
         return 0
 
+    coco, coco_ids = coco_writer(args, images)
     many = len(images) > 1
     iterator = list(zip(images, outputs))
     bar = None
@@ -184,10 +191,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for image, out in iterator:
         start = time.perf_counter()
         try:
-            result = segmenter(image, vocab)
+            result = inferencer.predict([image], vocab)[0]
             result.save_overlay(out, alpha=args.alpha)
-            if args.save_pred:
+            if args.save_pred and args.pred_format != 'coco':
                 result.save_labels(osp.splitext(out)[0].removesuffix('_segment') + '_labels.png')
+            if coco is not None:
+                coco.add(result, *coco_ids[image])
         except VitaminDenseError as exc:
             if not many:
                 raise
@@ -195,10 +204,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _write(f'error: {image}: {exc}', bar, err=True)
             continue
         _write(_report(image, out, result, time.perf_counter() - start), bar)
+    if coco is not None:
+        _write(f"COCO results -> {', '.join(coco.write().values())}", bar)
     if failures:
         _write(f'{failures} of {len(images)} images failed', bar, err=True)
         return 1
     return 0
+
+
+def coco_writer(args: argparse.Namespace, images: Sequence[str]):
+    """A :class:`~vitamin_dense.apis.CocoWriter` into --out's folder for --pred-format coco
+    or both (None otherwise), and each image's COCO id and file name."""
+    if args.pred_format == 'json':
+        return None, {}
+    from vitamin_dense.apis.coco_outputs import CocoWriter, image_ids_for
+    from vitamin_dense.apis.inferencer import output_names
+    from vitamin_dense.utils.cli import IMAGE_OUTPUT_SUFFIXES
+    folder = osp.dirname(args.out) if args.out.lower().endswith(IMAGE_OUTPUT_SUFFIXES) \
+        else args.out
+    ids = {image: (image_id, name) for image, image_id, name in
+           zip(images, image_ids_for(images), output_names(images))}
+    return CocoWriter(folder or '.'), ids
 
 
 def _report(image: str, out: str, result, seconds: float) -> str:

@@ -144,7 +144,42 @@ def test_fvit_from_its_checkpoint_and_kind_checks(seg_checkpoint, folder, tmp_pa
     assert isinstance(result, DetectionResult) and 0 < len(result) <= 3
     with pytest.raises(ConfigError, match='FCCLIPSegmentor'):
         DenseInferencer(weights=seg_checkpoint, kind='detector', device='cpu')
-    with pytest.raises(ConfigError, match='describes fvit, not training-free or fcclip'):
+    with pytest.raises(ConfigError, match='not an FCCLIPSegmentor'):
         DenseInferencer(FVIT_TINY, weights=fvit, kind='segmenter', device='cpu')
     with pytest.raises(ConfigError, match="unknown kind 'mask'"):
         DenseInferencer('ViTamin-Tiny', kind='mask')
+
+
+def _demo(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'{name}_inferencer_demo',
+                                                  os.path.join(ROOT, 'demo', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demos_write_coco_files(folder, tmp_path, capsys):
+    """--pred-format coco: the COCO files instead of the per-image ones; both: the two."""
+    out = tmp_path / 'seg'
+    assert _demo('segment').main([str(folder), '--vocab', VOCAB, '--random-init', '--model',
+                                  'ViTamin-Tiny', '--pred-format', 'coco', '--out', str(out),
+                                  '--device', 'cpu']) == 0
+    assert 'COCO results ->' in capsys.readouterr().out
+    assert not list(out.glob('*_labels.*'))
+    with open(out / 'coco.panoptic.json') as f:
+        data = json.load(f)
+    assert [a['image_id'] for a in data['annotations']] == [139, 285]
+    for ann in data['annotations']:
+        ids = rgb2id(cv2.imread(str(out / 'coco.panoptic' / ann['file_name']))[..., ::-1])
+        assert sorted(s['id'] for s in ann['segments_info']) == sorted(set(ids.ravel()) - {0})
+
+    out = tmp_path / 'det'
+    assert _demo('detect').main([str(folder), '--vocab', VOCAB, '--random-init', '--model',
+                                 'ViTamin-Tiny', '--input-size', '64', '--pred-format', 'both',
+                                 '--out', str(out), '--device', 'cpu']) == 0
+    assert (out / '000000000139_detect.json').is_file()  # 'both': the per-image files too
+    gt, dt = _load_results(out / 'coco.info.json', str(out / 'coco.bbox.json'))
+    with open(out / '000000000285_detect.json') as f:
+        listed = json.load(f)['detections']
+    assert len(dt.getAnnIds(imgIds=[285])) == len(listed) > 0

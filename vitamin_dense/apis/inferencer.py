@@ -141,10 +141,14 @@ class DenseInferencer:
         if config is not None:
             from ..engine.config import load_config
             kind = model_kind(load_config(config).get('model', {}))
-            if kind not in allowed:
-                raise ConfigError(f"{config} describes {kind or 'no model this API runs'}, not "
-                                  f"{' or '.join(allowed)}")
-            return kind
+            if kind in allowed:
+                return 'detector' if kind in FAMILIES['detector'] else kind
+            if set(allowed) <= set(FAMILIES['detector']):
+                return 'detector'  # the Detector says what the config holds instead
+            if 'fcclip' in allowed:
+                return 'fcclip'  # the FC-CLIP predictor says what the config holds instead
+            raise ConfigError(f"{config} describes {kind or 'no model this API runs'}, not "
+                              f"{' or '.join(allowed)}")
         checkpoint = weights if weights and osp.isfile(weights) and \
             not weights.endswith(('.safetensors', '.bin')) else None
         if variant is not None or checkpoint is None or len(allowed) == 1:
@@ -217,18 +221,21 @@ class DenseInferencer:
         return flat
 
     # ----------------------------------------------------------------- calls
-    def predict(self, images: Sequence[ImageLike], vocabulary=None, *, batch_size: int = 1,
+    def predict(self, images: Sequence[ImageLike], vocabulary=None, *,
+                batch_size: Optional[int] = None,
                 pred_score_thr=_UNSET, on_error: str = 'raise', **queries) -> List[Any]:
         """Result objects (:class:`SegmentationResult` / :class:`DetectionResult`), one per image.
 
         ``on_error='return'`` puts a failing image's error in its slot (segmenters).
         ``queries``: ``query_image`` / ``query_boxes`` / ``query_names`` (OWL one-shot).
         ``pred_score_thr`` 0 (or None) keeps every pixel / segment of a segmenter.
+        ``batch_size``: images a detector runs at once (default: its own, 4).
         """
         threshold = {} if pred_score_thr is _UNSET else dict(threshold=pred_score_thr)
         images = list(images)
         if self.detector is not None:
-            self.detector.batch_size = max(1, int(batch_size))
+            if batch_size is not None:
+                self.detector.batch_size = max(1, int(batch_size))
             call = dict(vocabulary=vocabulary) if vocabulary is not None else queries
             return self.detector.detect_batch(images, **call, **threshold)
         if vocabulary is None:

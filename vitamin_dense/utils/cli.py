@@ -188,9 +188,17 @@ flags shared by demo/segment.py and demo/detect.py (same names, same meanings):
                        (boxes, or shares, segments and instances) and, for
                        segmentation, the label map as a 16-bit PNG
                        (aliases: --json, --save-labels)
+  --pred-format F      json (the files above, default), coco (COCO files for all the
+                       images in --out's folder: coco.bbox.json boxes, coco.segm.json
+                       RLE instances, coco.panoptic.json + coco.panoptic/ PNGs for
+                       panoptic and semantic labels, coco.info.json images and
+                       categories; implies --save-pred) or both
   --device D           cpu, cuda, cuda:N or auto
   --verbose / --debug  model set-up logs / tracebacks instead of one-line errors
 """
+
+
+PRED_FORMATS = ('json', 'coco', 'both')
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser, tag: str) -> Dict[str, Any]:
@@ -234,6 +242,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser, tag: str) -> Dict[str, A
     output.add_argument('--save-pred', '--json', '--save-labels', dest='save_pred',
                         action='store_true',
                         help='also write the predictions (JSON; label map PNG for segmentation)')
+    output.add_argument('--pred-format', choices=PRED_FORMATS, default='json',
+                        help='json: per-image files; coco: COCO result files of all images '
+                             '(implies --save-pred); both (default: %(default)s)')
     parser.add_argument('--verbose', action='store_true', help='log model set-up details')
     parser.add_argument('--debug', action='store_true',
                         help='show tracebacks instead of one-line errors')
@@ -248,6 +259,8 @@ def check_demo_arguments(args: argparse.Namespace, allow_config_only: bool = Fal
     (the config's architecture on random weights).
     """
     from ..errors import ConfigError, WeightsError
+    if getattr(args, 'pred_format', 'json') != 'json':
+        args.save_pred = True
     if args.frame_stride < 1:
         raise ConfigError(f'--frame-stride {args.frame_stride} must be at least 1')
     if args.threshold is not None and not 0.0 <= args.threshold < 1.0:
