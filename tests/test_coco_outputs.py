@@ -104,7 +104,7 @@ def test_detections_round_trip_through_pycocotools(tmp_path):
     assert entries[0] == dict(image_id=42, category_id=17, bbox=[4.0, 5.0, 26.0, 15.0],
                               score=0.9)
     writer = CocoWriter(str(tmp_path), category_ids=IDS)
-    writer.add(result, 42)
+    writer.add(result)  # the image id from COCO's numeric file name
     paths = writer.write()
     assert set(paths) == {'bbox', 'info'}
     gt = _ground_truth(masks)

@@ -207,7 +207,10 @@ class CocoWriter:
     def add(self, result, image_id: Optional[int] = None, file_name: Optional[str] = None
             ) -> Dict[str, Any]:
         """Add one image's result; returns what it contributes (entries, PNG path)."""
-        image_id = len(self.images) + 1 if image_id is None else int(image_id)
+        if image_id is None:  # a numeric file name (COCO's), else the next number
+            stem = osp.splitext(osp.basename(result.source or ''))[0]
+            image_id = int(stem) if stem.isdigit() else len(self.images) + 1
+        image_id = int(image_id)
         file_name = file_name or osp.basename(result.source or '') or f'{image_id:012d}.png'
         h, w = (result.image.shape[:2] if result.image is not None else
                 getattr(result, 'size', (0, 0)))
