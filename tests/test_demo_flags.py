@@ -2,7 +2,6 @@
 checkpoint the same way (its config read from it): FC-CLIP in segment.py, OWL and
 Sliding F-ViT in detect.py and the Detector API."""
 import argparse
-import importlib.util
 import json
 import os
 
@@ -11,6 +10,7 @@ import pytest
 from skimage import data as skdata
 
 from tests.helpers.checkpoints import tiny_checkpoint
+from tests.helpers.demos import load_demo
 from vitamin_dense.utils.cli import add_demo_arguments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,11 +19,7 @@ FVIT_TINY = os.path.join(ROOT, 'configs', 'ov_det', 'fvit_vitamin_tiny_synthetic
 
 
 def _demo(name):
-    spec = importlib.util.spec_from_file_location(f'{name}_demo_flags',
-                                                  os.path.join(ROOT, 'demo', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo(name, 'flags')
 
 
 def test_both_demos_define_the_shared_flags_identically():

@@ -19,6 +19,7 @@ from pycocotools.coco import COCO
 from skimage import data as skdata
 
 from tests.helpers.checkpoints import tiny_checkpoint
+from tests.helpers.demos import load_demo
 from vitamin_dense.apis import DenseInferencer, DetectionResult, MaskSegmentationResult
 from vitamin_dense.errors import ConfigError
 
@@ -150,19 +151,10 @@ def test_fvit_from_its_checkpoint_and_kind_checks(seg_checkpoint, folder, tmp_pa
         DenseInferencer('ViTamin-Tiny', kind='mask')
 
 
-def _demo(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'{name}_inferencer_demo',
-                                                  os.path.join(ROOT, 'demo', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_demos_write_coco_files(folder, tmp_path, capsys):
     """--pred-format coco: the COCO files instead of the per-image ones; both: the two."""
     out = tmp_path / 'seg'
-    assert _demo('segment').main([str(folder), '--vocab', VOCAB, '--random-init', '--model',
+    assert load_demo('segment', 'inferencer').main([str(folder), '--vocab', VOCAB, '--random-init', '--model',
                                   'ViTamin-Tiny', '--pred-format', 'coco', '--out', str(out),
                                   '--device', 'cpu']) == 0
     assert 'COCO results ->' in capsys.readouterr().out
@@ -175,7 +167,7 @@ def test_demos_write_coco_files(folder, tmp_path, capsys):
         assert sorted(s['id'] for s in ann['segments_info']) == sorted(set(ids.ravel()) - {0})
 
     out = tmp_path / 'det'
-    assert _demo('detect').main([str(folder), '--vocab', VOCAB, '--random-init', '--model',
+    assert load_demo('detect', 'inferencer').main([str(folder), '--vocab', VOCAB, '--random-init', '--model',
                                  'ViTamin-Tiny', '--input-size', '64', '--pred-format', 'both',
                                  '--out', str(out), '--device', 'cpu']) == 0
     assert (out / '000000000139_detect.json').is_file()  # 'both': the per-image files too
