@@ -79,9 +79,21 @@ def test_training_free_from_a_variant_name(folder, tmp_path):
     plain = inferencer(array, texts=VOCAB)
     assert plain['visualization'] is None and plain['predictions'][0]['sem_seg'].shape == \
         array.shape[:2]
-    results = inferencer(array, texts=VOCAB, return_datasamples=True, return_vis=True)
+    results = inferencer(array, texts=VOCAB, return_datasamples=True, return_vis=True,
+                         out_dir=str(tmp_path / 'samples'), no_save_vis=True)
     assert type(results['predictions'][0]).__name__ == 'SegmentationResult'
     assert results['visualization'][0].ndim == 3
+    assert (tmp_path / 'samples' / 'preds' / '00000000.json').is_file()
+    assert not (tmp_path / 'samples' / 'vis').exists()
+
+
+def test_a_training_free_config_names_model_stride_and_vocabulary():
+    config = os.path.join(ROOT, 'configs', 'ov_seg', 'training-free_vitamin-l336_ade20k-150.py')
+    options = DenseInferencer._training_free_options(config, None, None, random_init=True)
+    assert options == dict(model='ViTamin-L-336', weights=None, templates='vild', stride=112,
+                           vocabulary='dataset:ade150')
+    assert DenseInferencer._choose_kind(config, None, None, ('training-free', 'fcclip')) == \
+        'training-free'
 
 
 def test_fcclip_from_the_checkpoint_alone(seg_checkpoint, folder, tmp_path):

@@ -32,6 +32,8 @@ CANNOT_RUN_HERE = [
     (r'tools/run_tests\.sh', 'the test suite itself'),
     (r'tools/quickstart\.sh', 'the main job: test_quickstart_runs_offline below'),
     (r'tools/benchmark\.py', 'minutes of measurements (tools/benchmarks/, run by hand)'),
+    (r'tools/convert_checkpoint\.py', 'the released reference checkpoints (the converters run '
+     'on tiny ones in tests/test_fvit_convert.py and tests/test_fcclip_reference.py)'),
 ]
 SHORT_SCHEDULE = ['train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
                   'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']

@@ -104,6 +104,7 @@ class DenseInferencer:
         self.random_init = random_init
         self.show_progress = show_progress
         self.segmenter = self.detector = None
+        self.vocabulary = None  # a training-free config's vocabulary: the default texts
         if self.kind in ('owl', 'fvit', 'detector'):
             from .detector import Detector
             self.detector = Detector(config=config, checkpoint=checkpoint, model=variant,
@@ -125,6 +126,7 @@ class DenseInferencer:
                 raise ConfigError(f'task {task!r} needs a trained FC-CLIP checkpoint; the '
                                   'training-free model gives semantic labels')
             clip = self._training_free_options(config, variant, weights, random_init)
+            self.vocabulary = clip.pop('vocabulary', None)
             self.segmenter = Segmenter(**dict(clip, **options), device=device,
                                        progress=show_progress)
         self.device = self.segmenter.device
@@ -188,6 +190,8 @@ class DenseInferencer:
                                                                                  'vild'))
             if cfg.get('stride'):
                 opts['stride'] = cfg['stride']
+            if cfg.get('vocabulary'):
+                opts['vocabulary'] = cfg['vocabulary']
         else:
             opts = dict(model=variant or 'ViTamin-L-336', weights=weights or 'datacomp1b')
         if random_init:
@@ -253,7 +257,8 @@ class DenseInferencer:
 
         Args:
             inputs: image path, directory, RGB array (or PIL image), or a list of them.
-            texts / vocabulary: the classes (``'cat; dog'``, a list, ``dataset:NAME``).
+            texts / vocabulary: the classes (``'cat; dog'``, a list, ``dataset:NAME``);
+                default: a training-free config's own ``vocabulary``.
             out_dir: where ``vis/`` and ``preds/`` go ('' writes nothing).
             pred_score_thr: score cut (default: the model's own).
             return_vis: return the pictures even when not saving them.
@@ -264,6 +269,8 @@ class DenseInferencer:
         if texts is not None and vocabulary is not None:
             raise ConfigError('give texts or vocabulary, not both')
         vocabulary = texts if texts is not None else vocabulary
+        if vocabulary is None and not queries:
+            vocabulary = self.vocabulary
         images = self.collect_inputs(inputs)
         names = output_names(images)
         results = self.predict(images, vocabulary, batch_size=batch_size,
@@ -278,8 +285,10 @@ class DenseInferencer:
                 for picture, name in zip(pictures, names):
                     save_image(osp.join(out_dir, 'vis', name), picture)
         preds_dir = osp.join(out_dir, 'preds') if save_pred else None
-        predictions = [r if return_datasamples else
-                       prediction_dict(r, name, preds_dir) for r, name in zip(results, names)]
+        predictions = results
+        if preds_dir or not return_datasamples:  # the per-image files whatever is returned
+            dicts = [prediction_dict(r, name, preds_dir) for r, name in zip(results, names)]
+            predictions = results if return_datasamples else dicts
         if save_pred:
             self.write_coco(results, osp.join(out_dir, 'preds'), names, category_ids)
         if print_result:
