@@ -34,6 +34,8 @@ CANNOT_RUN_HERE = [
     (r'tools/benchmark\.py', 'minutes of measurements (tools/benchmarks/, run by hand)'),
     (r'tools/convert_checkpoint\.py', 'the released reference checkpoints (the converters run '
      'on tiny ones in tests/test_fvit_convert.py and tests/test_fcclip_reference.py)'),
+    (r'^pip (install|wheel)', 'installs into the environment (tests/test_package_install.py '
+     'builds, installs and runs the wheel in a fresh one)'),
 ]
 SHORT_SCHEDULE = ['train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
                   'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
@@ -67,7 +69,7 @@ def test_every_readme_command_is_run_or_explained():
     commands = readme_commands()
     assert len(commands) >= 10
     offline = runnable()
-    assert all(c.startswith('python ') for c in offline), offline
+    assert all(c.startswith(('python ', 'vitamin-dense ')) for c in offline), offline
     # what the README promises for the first hour is among what runs here
     assert any('demo/segment.py' in c and '--random-init' in c for c in offline)
     assert any('demo/detect.py' in c and '--random-init' in c for c in offline)
@@ -83,10 +85,16 @@ def scratch(tmp_path_factory):
     return folder
 
 
+def _trains(command):
+    return command.startswith(('python tools/train.py', 'vitamin-dense train'))
+
+
 def _run(command, cwd):
     argv = shlex.split(command)
+    if argv[0] == 'vitamin-dense':  # the installed command is `python -m vitamin_dense`
+        argv = ['python', '-m', 'vitamin_dense', *argv[1:]]
     assert argv[0] == 'python'
-    if argv[1] == 'tools/train.py':
+    if _trains(command):
         argv += ['--cfg-options', *SHORT_SCHEDULE] if '--cfg-options' not in argv else \
             SHORT_SCHEDULE
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
@@ -104,7 +112,7 @@ def test_offline_readme_commands_run_as_written(scratch):
         proc = _run(command, scratch)
         assert proc.returncode == 0, f'{command}\n{proc.stderr[-3000:]}'
         assert 'Traceback' not in proc.stderr, command
-        if command.startswith('python tools/train.py'):
+        if _trains(command):
             config = os.path.splitext(os.path.basename(shlex.split(command)[2]))[0]
             match = re.search(rf'work_dirs/{config}/iter_\d+\.pth', ' '.join(readme_commands()))
             if match:

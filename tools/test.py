@@ -63,8 +63,8 @@ class _DictAction(argparse.Action):
 def check_args(args: argparse.Namespace) -> None:
     """File and flag errors, before anything heavy is imported."""
     from vitamin_dense.errors import ConfigError, WeightsError
-    if not osp.isfile(args.config):
-        raise ConfigError(f'config file not found: {args.config}')
+    from vitamin_dense.utils.packaged import resolve_config
+    args.config = resolve_config(args.config)  # a file, or a packaged config's name
     if args.checkpoint.lower() != 'none':
         if not osp.isfile(args.checkpoint):
             raise WeightsError(f'checkpoint not found: {args.checkpoint}')

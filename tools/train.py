@@ -56,9 +56,9 @@ class _DictAction(argparse.Action):
 
 def check_args(args: argparse.Namespace) -> None:
     """File errors, before anything heavy is imported."""
-    from vitamin_dense.errors import ConfigError, WeightsError
-    if not osp.isfile(args.config):
-        raise ConfigError(f'config file not found: {args.config}')
+    from vitamin_dense.errors import WeightsError
+    from vitamin_dense.utils.packaged import resolve_config
+    args.config = resolve_config(args.config)  # a file, or a packaged config's name
     if args.resume not in (None, 'auto'):
         if not osp.isfile(args.resume):
             raise WeightsError(f'checkpoint to resume from not found: {args.resume}')

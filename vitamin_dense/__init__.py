@@ -10,6 +10,8 @@ once (``demo/*.py``, ``tools/*.py``) set ``VITAMIN_DENSE_LAZY_IMPORT=1`` before
 their first import of the package: it then registers nothing until
 :func:`vitamin_dense.registry.register_all_modules` is called. The variable is
 removed from the environment when read, so child processes import as usual.
+The ``vitamin-dense`` console script and ``python -m vitamin_dense`` defer the
+same way (:mod:`vitamin_dense.commands`; their scripts load the toolkit).
 """
 import logging as _logging
 import os as _os
@@ -17,7 +19,21 @@ import os as _os
 from .version import __version__
 from .utils.imports import openmmlab_available
 
-_DEFERRED = _os.environ.pop('VITAMIN_DENSE_LAZY_IMPORT', '') == '1'
+
+def _started_as_command() -> bool:
+    """Whether this process is the ``vitamin-dense`` command (console script or ``-m``)."""
+    import sys
+    argv = getattr(sys, 'argv', None) or ['']
+    if _os.path.basename(argv[0]) in ('vitamin-dense', 'vitamin-dense.exe',
+                                      'vitamin-dense-script.py'):
+        return True
+    orig = list(getattr(sys, 'orig_argv', ()))  # the interpreter's own -m comes first
+    first = next((i for i, a in enumerate(orig) if a.startswith('-m')), None)
+    return first is not None and (orig[first] == '-mvitamin_dense' or
+                                  orig[first:first + 2] == ['-m', 'vitamin_dense'])
+
+
+_DEFERRED = (_os.environ.pop('VITAMIN_DENSE_LAZY_IMPORT', '') == '1') or _started_as_command()
 
 
 def _register_everything() -> None:

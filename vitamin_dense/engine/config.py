@@ -33,8 +33,8 @@ _EVALUATOR_OF = {'val_dataloader': 'val_evaluator', 'test_dataloader': 'test_eva
 def load_config(path: str, cfg_options: Optional[Dict[str, Any]] = None):
     """``Config.fromfile`` plus override checking, with :class:`ConfigError` on failure."""
     from mmengine.config import Config
-    if not os.path.isfile(path):
-        raise ConfigError(f'config file not found: {path}')
+    from ..utils.packaged import resolve_config
+    path = resolve_config(path)  # a file, or a packaged config's name
     try:
         cfg = Config.fromfile(path)
     except SyntaxError as exc:

@@ -266,9 +266,11 @@ def check_demo_arguments(args: argparse.Namespace, allow_config_only: bool = Fal
     if args.threshold is not None and not 0.0 <= args.threshold < 1.0:
         raise ConfigError(f'--threshold {args.threshold} is not a score in [0, 1): predictions '
                           'scoring below it are not shown')
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if path and not osp.isfile(path):
-            raise (ConfigError if what == 'config' else WeightsError)(f'{what} not found: {path}')
+    if args.config:
+        from .packaged import resolve_config
+        args.config = resolve_config(args.config)  # a file, or a packaged config's name
+    if args.checkpoint and not osp.isfile(args.checkpoint):
+        raise WeightsError(f'checkpoint not found: {args.checkpoint}')
     if args.checkpoint:
         from .file_kind import describe_non_checkpoint
         kind = describe_non_checkpoint(args.checkpoint)
