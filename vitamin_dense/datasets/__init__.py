@@ -18,6 +18,7 @@ __all__ = ['DatasetError', 'DatasetFileError', 'SyntheticSpec', 'ensure_syntheti
            'OV_COCO_NOVEL_CLASSES', 'ov_coco_classes']
 
 if openmmlab_available():
+    from .coco_format import CocoFormatDataset, CocoFormatPanopticDataset
     from .ov_coco import OVCocoDataset
     from .ov_lvis import OVLVISDataset
     from .synthetic_dataset import (SyntheticDetectionDataset, SyntheticPanopticDataset,
@@ -35,7 +36,7 @@ if openmmlab_available():
                 'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
                 'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset',
                 'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset', 'LoadWideSemSegAnnotations',
-                'PILResize']
+                'PILResize', 'CocoFormatDataset', 'CocoFormatPanopticDataset']
 
     # Stock tools (mmdet's DetInferencer, mmseg's MMSegInferencer) build data sets
     # in their own scope: make ours reachable there too.
