@@ -67,3 +67,15 @@ def test_bad_options_are_config_errors(bench):
         bench.main(['backbone', '--modes', 'fast', '--in-process'])
     with pytest.raises(ConfigError, match='bad size'):
         bench.main(['backbone', '--variants', 'ViTamin-Tiny', '--size', '12x', '--in-process'])
+
+
+def test_finetune_benchmark_prints_figures(bench, capsys, one_thread):
+    code = bench.main(['finetune', '--variant', 'ViTamin-Tiny', '--size', '128x192',
+                       '--modes', 'none,chunk', '--budget-mb', '8', '--in-process'])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert 'Fine-tuning step (forward, backward, AdamW): ViTamin-Tiny, 1 x 128x192' in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.split() and line.split()[0] in ('none', 'chunk')}
+    assert rows['none'][1] == rows['chunk'][1] == '6'        # 2 x 3 windows of 64 px
+    assert int(rows['chunk'][2]) < int(rows['none'][2])      # smaller chunks with gradients

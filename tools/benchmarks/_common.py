@@ -216,6 +216,14 @@ def parse_size(text: str) -> tuple:
     return values
 
 
+def worker_device(spec: Dict[str, Any]) -> torch.device:
+    """A measurement's device (``spec['device']``), after setting ``spec['threads']``."""
+    from vitamin_dense.apis import resolve_device
+    if spec.get('threads'):
+        torch.set_num_threads(int(spec['threads']))
+    return resolve_device(spec.get('device', 'auto'))
+
+
 def device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
@@ -224,4 +232,4 @@ def device_name(device: torch.device) -> str:
 
 __all__ = ['MB', 'PeakMemory', 'rss_bytes', 'max_rss_bytes', 'time_calls', 'synchronize',
            'run_isolated', 'format_table', 'parse_size', 'device_name', 'add_run_arguments',
-           'run_measurements', 'memory_footnote']
+           'run_measurements', 'memory_footnote', 'worker_device']

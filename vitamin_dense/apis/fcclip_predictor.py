@@ -302,7 +302,7 @@ def build_fcclip_predictor(config: Optional[str] = None, checkpoint: Optional[st
                           'the training-free model')
     from ..engine.checkpoint import load_runner_checkpoint
     from ..engine.config import load_config
-    from ..registry import MODELS, register_all_modules
+    from ..registry import build_model, register_all_modules
     register_all_modules(init_default_scope=False)
     cfg = load_config(config, cfg_options)
     if 'model' not in cfg or cfg.model.get('type') != 'FCCLIPSegmentor':
@@ -318,7 +318,7 @@ def build_fcclip_predictor(config: Optional[str] = None, checkpoint: Optional[st
     model_cfg.backbone.progress = progress
     if memory_budget_mb is not None:
         model_cfg.backbone.memory_budget_mb = memory_budget_mb
-    model = MODELS.build(model_cfg)
+    model = build_model(model_cfg)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith('criterion')]
     if missing or unexpected:

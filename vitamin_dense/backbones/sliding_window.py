@@ -11,7 +11,17 @@ cropped from the outputs.
 
 Windows are batched, in chunks of at most ``max_windows_per_chunk``, so memory
 is bounded by the chunk size plus the stitched outputs, whatever the image
-size.
+size. With gradients that holds only if each chunk's activations are
+recomputed in the backward pass (``ViTaminBackbone(grad_checkpointing=True)``,
+see ``grad_checkpoint.py``); otherwise every chunk's graph is kept.
+
+Placement. ``'aligned'`` (the default) requires strides that are multiples of
+16, so every window's outputs land exactly on the stitched grids.
+``'published'`` reproduces the released Sliding F-ViT (ViTamin's
+``vitamin_fvit``): any stride (168 for its 336 px window), windows cropped at
+their exact pixel offsets, and each output of stride ``s`` added at
+``floor(offset / s)``; a window at 168 px therefore lands half a token early on
+the stride-16 maps (exactly on the stride-4 and stride-8 ones).
 """
 from __future__ import annotations
 
@@ -26,15 +36,21 @@ from torch import Tensor
 from ..errors import ConfigError
 
 TOKEN_SIZE = 16
+PLACEMENTS = ('aligned', 'published')
 
 WindowFn = Callable[[Tensor], Dict[str, Tensor]]
 
 
-def check_stride(stride: int, window: int, align: int = TOKEN_SIZE) -> int:
-    """Validate a window stride: a positive multiple of the token size, at most the window."""
+def check_stride(stride: int, window: int, align: int = TOKEN_SIZE,
+                 placement: str = 'aligned') -> int:
+    """Validate a window stride: a positive multiple of the token size, at most the window
+    (any positive stride with ``placement='published'``)."""
+    check_placement(placement)
     if not isinstance(stride, int) or isinstance(stride, bool):
         raise ConfigError(f'window stride must be an integer, got {stride!r}')
-    if stride <= 0 or stride % align:
+    if placement == 'published' and stride <= 0:
+        raise ConfigError(f'window stride must be positive, got {stride}')
+    if placement == 'aligned' and (stride <= 0 or stride % align):
         lower = max(align, stride // align * align)
         raise ConfigError(
             f'window stride {stride} is not a positive multiple of {align} px (the token size): '
@@ -43,6 +59,14 @@ def check_stride(stride: int, window: int, align: int = TOKEN_SIZE) -> int:
         raise ConfigError(f'window stride {stride} is larger than the window ({window} px): '
                           'parts of the image would be skipped; use a stride <= the window')
     return stride
+
+
+def check_placement(placement: str) -> str:
+    """``'aligned'`` or ``'published'`` (see the module doc)."""
+    if placement not in PLACEMENTS:
+        raise ConfigError(f"unknown window placement '{placement}'; choose from "
+                          f"{', '.join(PLACEMENTS)}")
+    return placement
 
 
 def snap_stride(stride: int, align: int = TOKEN_SIZE) -> int:
@@ -82,13 +106,13 @@ class WindowGrid:
 
 
 def plan_windows(height: int, width: int, window: int, stride: int,
-                 align: int = TOKEN_SIZE) -> WindowGrid:
+                 align: int = TOKEN_SIZE, placement: str = 'aligned') -> WindowGrid:
     """Plan the windows for an image of ``height`` x ``width`` pixels."""
     if height < 1 or width < 1:
         raise ConfigError(f'image of {height}x{width} px has no pixels')
     if window % align:
         raise ConfigError(f'window {window} is not a multiple of {align} px')
-    check_stride(stride, window, align)
+    check_stride(stride, window, align, placement)
     ph = max(window, math.ceil(height / align) * align)
     pw = max(window, math.ceil(width / align) * align)
     return WindowGrid(height, width, ph, pw, window, stride,
@@ -98,7 +122,8 @@ def plan_windows(height: int, width: int, window: int, stride: int,
 
 def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, stride: int,
                            max_windows_per_chunk: int = 16,
-                           progress: bool = False) -> Dict[str, Tensor]:
+                           progress: bool = False,
+                           placement: str = 'aligned') -> Dict[str, Tensor]:
     """Run ``window_fn`` over sliding windows of ``images`` and stitch its outputs.
 
     Args:
@@ -107,9 +132,11 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
             feature maps ``(n, C_k, window / s_k, window / s_k)``; ``s_k`` (the
             stride of output ``k``) must divide 16.
         window: window size in pixels (the model's pretraining resolution).
-        stride: distance between window starts, a multiple of 16.
+        stride: distance between window starts, a multiple of 16 (any with
+            ``placement='published'``).
         max_windows_per_chunk: windows run together in one call of ``window_fn``.
         progress: show a progress bar over the chunks.
+        placement: ``'aligned'`` or ``'published'`` (see the module doc).
 
     Returns:
         Dict of stitched maps ``(B, C_k, ceil(H / s_k), ceil(W / s_k))``: each
@@ -120,7 +147,7 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
     if max_windows_per_chunk < 1:
         raise ConfigError('max_windows_per_chunk must be at least 1')
     b, _, h, w = images.shape
-    grid = plan_windows(h, w, window, stride)
+    grid = plan_windows(h, w, window, stride, placement=placement)
     jobs = [(i, y, x) for i in range(b) for (y, x) in grid.positions]
     chunks = [jobs[i:i + max_windows_per_chunk] for i in range(0, len(jobs), max_windows_per_chunk)]
     iterator = chunks
@@ -142,7 +169,7 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
             size = window // scale
             acc = sums[name]
             for k, (i, y, x) in enumerate(chunk):
-                ys, xs = y // scale, x // scale
+                ys, xs = y // scale, x // scale  # floor: exact unless 'published'
                 acc[i, :, ys:ys + size, xs:xs + size] += out[k]
     results = {}
     for name, acc in sums.items():
@@ -204,4 +231,5 @@ def chunk_size_for_budget(per_window_bytes: int, budget_mb: Optional[float],
 
 __all__: Sequence[str] = (
     'TOKEN_SIZE', 'WindowGrid', 'check_stride', 'snap_stride', 'window_starts', 'plan_windows',
-    'sliding_window_forward', 'count_windows', 'chunk_size_for_budget')
+    'sliding_window_forward', 'count_windows', 'chunk_size_for_budget', 'PLACEMENTS',
+    'check_placement')

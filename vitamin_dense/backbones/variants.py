@@ -22,7 +22,7 @@ from ..errors import ConfigError
 _CONFIG_DIR = os.path.join(os.path.dirname(__file__), 'model_configs')
 
 # open_clip's ViTamin-XL-384.json says image_size 256 although the weights and
-# the timm architecture are 384 px (see DESIGN.md).
+# the timm architecture are 384 px (see docs/ARCHITECTURE.md, "Design notes").
 _FORCED_IMAGE_SIZE: Dict[str, int] = {'ViTamin-XL-384': 384}
 
 # Tiny variants defined by this package (their open_clip JSON lives in

@@ -68,7 +68,8 @@ class TextClassifier(BaseModule):
                  cache_dir: Optional[str] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        clip_model, variant = create_vitamin_clip(model_name, weights, cache_dir=cache_dir)
+        clip_model, variant = create_vitamin_clip(model_name, weights, cache_dir=cache_dir,
+                                                  require_text=True)
         self.model_name = model_name
         self.weights = describe_weights(weights)
         self.text = clip_model.text

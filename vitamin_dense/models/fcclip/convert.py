@@ -140,13 +140,13 @@ def expected_state_shapes(model_cfg: dict) -> Dict[str, Tuple[int, ...]]:
     """Key -> shape of the model a config builds, on the meta device (nothing allocated)."""
     import copy
 
-    from ...registry import MODELS, register_all_modules
+    from ...registry import build_model, register_all_modules
     register_all_modules(init_default_scope=False)
     cfg = copy.deepcopy(model_cfg)
     cfg['backbone']['weights'] = None  # no download: only the shapes are needed
     cfg.setdefault('text_encoder', {})['weights'] = None
     with torch.device('meta'):
-        model = MODELS.build(cfg)
+        model = build_model(cfg)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 

@@ -62,7 +62,7 @@ from ...backbones.sliding_window import TOKEN_SIZE, sliding_window_forward
 from ...errors import ConfigError, VocabularyError
 from .image_query import ImageQuery, select_query_embedding
 from .heads import OwlDetectionHead, boxes_to_pixels, masked_token_mean
-from ...registry import MODELS, register_openmmlab_alias
+from ...registry import MODELS
 from ...text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
                                vocabulary_from_metainfo)
 from .criterion import OwlSetCriterion
@@ -96,8 +96,9 @@ def stack_queries(embeddings: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
     return out, mask
 
 
+# Not aliased into mmdet's registry: an MMEngine model whose parts (text encoder,
+# heads) live in our scope, built from configs with default_scope='vitamin_dense'.
 @MODELS.register_module()
-@register_openmmlab_alias()
 class OwlDetector(BaseModel):
     """Open-vocabulary detector: OWL-ViT / OWLv2 heads on ViTamin tokens.
 
