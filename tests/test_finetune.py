@@ -129,6 +129,23 @@ def test_held_out_classes_stay_out_of_training_and_of_the_pseudo_negatives(tmp_p
     assert [c[0] for c in model.test_vocabulary.classes] == list(DET_CLASSES[:3])
 
 
+def test_two_iterations_through_train_py_report_the_held_out_set_and_keep_the_best(tmp_path):
+    _write_data(tmp_path, 8, 3, thing_classes=DET_CLASSES, **SHAPES)
+    config = os.path.join(CUSTOM, 'owl_vitamin_tiny_instances.py')
+    work = tmp_path / 'work_dirs' / 'owl_vitamin_tiny_instances'
+    out = _run(tmp_path, 'train.py', config, '--cfg-options', 'train_cfg.max_iters=2',
+               'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+               'train_dataloader.batch_size=2')
+    logged = _logged_val_metrics(str(work))
+    assert len(logged) == 1
+    assert {'coco/bbox_mAP', 'heldout/coco/bbox_mAP', 'heldout/coco/bbox_mAP_50',
+            'hmean'} <= set(logged[0])
+    # the held-out set was scored on its own class: 'star', on the 3 validation images
+    logs = out + ''.join(open(p).read() for p in glob.glob(str(work / '*' / '*.log')))
+    assert "held-out set 'heldout' (3 images)" in logs
+    assert os.path.isfile(work / 'best_hmean_iter_2.pth')
+
+
 # ----------------------------------------------------------------------- slow
 DET_ITERS = 150
 
