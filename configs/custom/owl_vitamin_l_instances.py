@@ -41,11 +41,13 @@ heldout_images = 500      # the first N images (None: all)
 load_from = None
 # ========================================================================================
 
+# OWL's detector, the OV-COCO recipe's pipelines (large-scale jitter on the 896 px canvas)
+# and runtime; only the data, what is frozen and the schedule change here
 _base_ = [
     '../_base_/models/owl_vitamin.py',
+    '../_base_/datasets/ov_coco_detection.py',
     '../_base_/default_runtime.py',
 ]
-image_size = (896, 896)
 
 # -------------------------------------------------------------------- what is trained
 # The text tower stays frozen (its class embeddings are computed once and cached): it is
@@ -56,46 +58,21 @@ image_size = (896, 896)
 model = dict(freeze_text=True)
 
 # ---------------------------------------------------------------------------- data
-train_pipeline = [
-    dict(type='mmdet.LoadImageFromFile'),
-    dict(type='mmdet.LoadAnnotations', with_bbox=True),
-    # large-scale jitter on the 896 px canvas (the OWL recipes')
-    dict(type='mmdet.RandomResize', scale=image_size, ratio_range=(0.1, 2.0), keep_ratio=True,
-         resize_type='mmdet.Resize'),
-    dict(type='mmdet.RandomCrop', crop_type='absolute_range', crop_size=image_size,
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='mmdet.FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='mmdet.RandomFlip', prob=0.5),
-    dict(type='mmdet.PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='mmdet.Resize', scale=image_size, keep_ratio=True),
-    dict(type='mmdet.LoadAnnotations', with_bbox=True),
-    dict(type='mmdet.PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
 train_dataloader = dict(
     batch_size=2,  # per GPU; the schedule below assumes 16 in all (8 GPUs x 2)
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='CocoFormatDataset', data_root=data_root, ann_file=train_ann_file,
-                 data_prefix=dict(img=train_img_dir), exclude_classes=train_exclude_classes,
-                 synonyms=synonyms, filter_cfg=dict(filter_empty_gt=True, min_size=8),
-                 pipeline=train_pipeline))
+    dataset=dict(_delete_=True, type='CocoFormatDataset', data_root=data_root,
+                 ann_file=train_ann_file, data_prefix=dict(img=train_img_dir),
+                 exclude_classes=train_exclude_classes, synonyms=synonyms,
+                 filter_cfg=dict(filter_empty_gt=True, min_size=8),
+                 pipeline=_base_.train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CocoFormatDataset', data_root=data_root, ann_file=val_ann_file,
-                 data_prefix=dict(img=val_img_dir), exclude_classes=train_exclude_classes,
-                 synonyms=synonyms, test_mode=True, pipeline=test_pipeline))
+    dataset=dict(_delete_=True, type='CocoFormatDataset', data_root=data_root,
+                 ann_file=val_ann_file, data_prefix=dict(img=val_img_dir),
+                 exclude_classes=train_exclude_classes, synonyms=synonyms, test_mode=True,
+                 pipeline=_base_.test_pipeline))
 test_dataloader = val_dataloader
 # COCO box AP, categories matched to labels by name
-val_evaluator = dict(type='OpenVocabCocoMetric', metric='bbox',
+val_evaluator = dict(_delete_=True, type='OpenVocabCocoMetric', metric='bbox',
                      ann_file=data_root + val_ann_file)
 test_evaluator = val_evaluator
 
