@@ -93,10 +93,17 @@ def harmonic_mean(values: Sequence[float]) -> float:
 class MultiDatasetMixin:
     """Builds and runs the extra sets of :class:`MultiDatasetValLoop` / ``TestLoop``."""
 
+    split: str  # 'val' or 'test' (subclasses): the loop's hooks, config keys, loss names
+
+    def __init__(self, runner, dataloader, evaluator, extra_datasets: Sequence[dict] = (),
+                 hmean_keys: Sequence[str] = (), fp16: bool = False) -> None:
+        dataloader_cfg, evaluator_cfg = copy.deepcopy(dataloader), copy.deepcopy(evaluator)
+        super().__init__(runner, dataloader, evaluator, fp16=fp16)
+        self._setup_extra_sets(dataloader_cfg, evaluator_cfg, extra_datasets, hmean_keys)
+
     def _setup_extra_sets(self, dataloader_cfg: Any, evaluator_cfg: Any,
-                          extra_datasets: Sequence[dict], hmean_keys: Sequence[str],
-                          split: str) -> None:
-        self.split = split
+                          extra_datasets: Sequence[dict], hmean_keys: Sequence[str]) -> None:
+        split = self.split
         self.hmean_keys = list(hmean_keys)
         self.extra_sets: List[ExtraSet] = []
         seen = set()
@@ -174,6 +181,24 @@ class MultiDatasetMixin:
         return metrics
 
 
+    def run(self) -> dict:
+        """MMEngine's ``ValLoop.run`` / ``TestLoop.run`` (as ``self.split``), with the extra
+        sets evaluated before ``after_<split>_epoch`` sees the metrics."""
+        stage = self.split
+        self.runner.call_hook(f'before_{stage}')
+        self.runner.call_hook(f'before_{stage}_epoch')
+        self.runner.model.eval()
+        getattr(self, f'{stage}_loss').clear()
+        for idx, data_batch in enumerate(self.dataloader):
+            self.run_iter(idx, data_batch)
+        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+        metrics.update(_loss_metrics(getattr(self, f'{stage}_loss'), stage))
+        metrics = self.run_extra_sets(metrics, stage)
+        self.runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
+        self.runner.call_hook(f'after_{stage}')
+        return metrics
+
+
 @LOOPS.register_module()
 class MultiDatasetValLoop(MultiDatasetMixin, ValLoop):
     """MMEngine's ``ValLoop`` plus extra evaluation sets (see the module doc).
@@ -185,51 +210,14 @@ class MultiDatasetValLoop(MultiDatasetMixin, ValLoop):
         Other arguments as ``ValLoop``.
     """
 
-    def __init__(self, runner, dataloader, evaluator, extra_datasets: Sequence[dict] = (),
-                 hmean_keys: Sequence[str] = (), fp16: bool = False) -> None:
-        dataloader_cfg, evaluator_cfg = copy.deepcopy(dataloader), copy.deepcopy(evaluator)
-        super().__init__(runner, dataloader, evaluator, fp16=fp16)
-        self._setup_extra_sets(dataloader_cfg, evaluator_cfg, extra_datasets, hmean_keys, 'val')
-
-    def run(self) -> dict:
-        self.runner.call_hook('before_val')
-        self.runner.call_hook('before_val_epoch')
-        self.runner.model.eval()
-        self.val_loss.clear()
-        for idx, data_batch in enumerate(self.dataloader):
-            self.run_iter(idx, data_batch)
-        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-        metrics.update(_loss_metrics(self.val_loss, 'val'))
-        metrics = self.run_extra_sets(metrics, 'val')
-        self.runner.call_hook('after_val_epoch', metrics=metrics)
-        self.runner.call_hook('after_val')
-        return metrics
+    split = 'val'
 
 
 @LOOPS.register_module()
 class MultiDatasetTestLoop(MultiDatasetMixin, TestLoop):
     """MMEngine's ``TestLoop`` plus extra evaluation sets (as :class:`MultiDatasetValLoop`)."""
 
-    def __init__(self, runner, dataloader, evaluator, extra_datasets: Sequence[dict] = (),
-                 hmean_keys: Sequence[str] = (), fp16: bool = False) -> None:
-        dataloader_cfg, evaluator_cfg = copy.deepcopy(dataloader), copy.deepcopy(evaluator)
-        super().__init__(runner, dataloader, evaluator, fp16=fp16)
-        self._setup_extra_sets(dataloader_cfg, evaluator_cfg, extra_datasets, hmean_keys,
-                               'test')
-
-    def run(self) -> dict:
-        self.runner.call_hook('before_test')
-        self.runner.call_hook('before_test_epoch')
-        self.runner.model.eval()
-        self.test_loss.clear()
-        for idx, data_batch in enumerate(self.dataloader):
-            self.run_iter(idx, data_batch)
-        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-        metrics.update(_loss_metrics(self.test_loss, 'test'))
-        metrics = self.run_extra_sets(metrics, 'test')
-        self.runner.call_hook('after_test_epoch', metrics=metrics)
-        self.runner.call_hook('after_test')
-        return metrics
+    split = 'test'
 
 
 def _loss_metrics(losses: dict, stage: str) -> Dict[str, float]:
