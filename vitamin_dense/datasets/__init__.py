@@ -24,7 +24,8 @@ _OPENMMLAB_NAMES = (
     'OpenVocabADE20KPanopticDataset', 'CityscapesPanopticDataset', 'MapillaryPanopticDataset',
     'OpenVocabADE20KDataset', 'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
     'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset', 'OpenVocabPascalVOCDataset',
-    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations', 'PILResize')
+    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations', 'PILResize', 'CocoFormatDataset',
+    'CocoFormatPanopticDataset')
 
 
 def __getattr__(name: str):

@@ -4,6 +4,7 @@ Also makes them reachable from mmdet's and mmseg's own registries, so that
 stock tools (``DetInferencer``, ``MMSegInferencer``) build them in their scope.
 """
 from ..utils.openmmlab_alias import alias_into_openmmlab
+from .coco_format import CocoFormatDataset, CocoFormatPanopticDataset
 from .ov_coco import OVCocoDataset
 from .ov_lvis import OVLVISDataset
 from .synthetic_dataset import (SyntheticDetectionDataset, SyntheticPanopticDataset,
@@ -34,4 +35,5 @@ __all__ = [
     'OpenVocabADE20KPanopticDataset', 'CityscapesPanopticDataset', 'MapillaryPanopticDataset',
     'OpenVocabADE20KDataset', 'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
     'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset', 'OpenVocabPascalVOCDataset',
-    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations', 'PILResize']
+    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations', 'PILResize', 'CocoFormatDataset',
+    'CocoFormatPanopticDataset']

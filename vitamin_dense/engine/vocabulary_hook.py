@@ -12,8 +12,10 @@ implements one method::
 and :class:`VocabularyHook` calls it: with the training data set before
 training (and the validation data set's, as ``'test'``, so a detector can keep
 evaluation classes out of its pseudo-negatives), and with the validation / test
-data set before those loops. Models keep the two vocabularies apart, so a
-validation inside training leaves the training classes alone.
+data set before those loops (:class:`~vitamin_dense.engine.MultiDatasetValLoop`
+calls :meth:`VocabularyHook.apply` before each of its extra sets). Models keep
+the two vocabularies apart, so a validation inside training leaves the training
+classes alone.
 
 A vocabulary fixed in the model config (``fixed_train_vocabulary`` /
 ``fixed_test_vocabulary`` true) is kept, but must have as many classes as the
@@ -69,7 +71,8 @@ class VocabularyHook(Hook):
                 f'{type(model).__name__} has none (remove the hook from custom_hooks)')
         return model
 
-    def _apply(self, runner, loop_or_loader, mode: str, split: str) -> None:
+    def apply(self, runner, loop_or_loader, mode: str, split: str) -> None:
+        """Hand the classes of a loop's or data loader's data set to the model."""
         meta = dataset_metainfo(loop_or_loader)
         if meta is None:
             return
@@ -82,16 +85,19 @@ class VocabularyHook(Hook):
                      _SPLIT_NAMES[split], len(meta.get('classes') or ()))
 
     def before_train(self, runner) -> None:
-        self._apply(runner, runner.train_dataloader, 'train', 'train')
+        self.apply(runner, runner.train_dataloader, 'train', 'train')
         val_loop = getattr(runner, '_val_loop', None)
         if val_loop is not None:  # built lazily: only look when validation is configured
-            self._apply(runner, runner.val_dataloader, 'test', 'val')
+            # every evaluation set (MultiDatasetValLoop's held-out ones too), the primary last
+            for loader in getattr(val_loop, 'extra_dataloaders', ()):
+                self.apply(runner, loader, 'test', 'val')
+            self.apply(runner, runner.val_dataloader, 'test', 'val')
 
     def before_val(self, runner) -> None:
-        self._apply(runner, runner.val_dataloader, 'test', 'val')
+        self.apply(runner, runner.val_dataloader, 'test', 'val')
 
     def before_test(self, runner) -> None:
-        self._apply(runner, runner.test_dataloader, 'test', 'test')
+        self.apply(runner, runner.test_dataloader, 'test', 'test')
 
 
 alias_into_openmmlab(VocabularyHook, 'HOOKS')

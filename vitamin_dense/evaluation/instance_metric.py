@@ -7,6 +7,9 @@ annotation file's categories by name (not by position), and labels without a
 category there (stuff classes of a panoptic data set) are dropped, so a
 panoptic segmentor is scored on the things of an instances file.
 
+When the data set evaluates a subset of the annotation file's images (e.g.
+``indices=500``), only those images are scored.
+
 The seen / unseen numbers rerun ``COCOeval`` with ``params.catIds`` restricted
 to each subset, which averages the per-category precision over the subset.
 """
@@ -46,6 +49,7 @@ class OpenVocabCocoMetric(CocoMetric):
         if ann_file and not osp.isfile(ann_file):
             raise DatasetFileError(f'instance metric: missing annotation file {ann_file}')
         super().__init__(ann_file=ann_file, metric=metric, **kwargs)
+        self.ann_file = ann_file
         self.train_vocabulary = train_vocabulary
         self._label_to_cat: Optional[List[Optional[int]]] = None
 
@@ -53,6 +57,17 @@ class OpenVocabCocoMetric(CocoMetric):
         """Category id of each label, matched by name (None: not in the file)."""
         id_of = {cat['name']: cid for cid, cat in self._coco_api.cats.items()}
         return [id_of.get(name) for name in self.dataset_meta['classes']]
+
+    def _evaluated_images(self, results: list) -> List[int]:
+        """The ann_file's images that were evaluated: all of them, or the subset a data set
+        took (``indices``), so that images never run are not scored as missed."""
+        all_ids = self._coco_api.get_img_ids()
+        evaluated = {pred['img_id'] for _, pred in results}
+        if len(evaluated) >= len(all_ids):
+            return all_ids
+        print_log(f'scoring the {len(evaluated)} evaluated images of the {len(all_ids)} in '
+                  f'{self.ann_file}', logger=MMLogger.get_current_instance())
+        return [i for i in all_ids if i in evaluated]
 
     def results2json(self, results: Sequence[dict], outfile_prefix: str) -> dict:
         mapping = self._label_to_cat if self._label_to_cat is not None else list(self.cat_ids)
@@ -72,6 +87,8 @@ class OpenVocabCocoMetric(CocoMetric):
                                    'the annotation file (check ann_file)')
         if self._label_to_cat is not None:
             self.cat_ids = [c for c in self._label_to_cat if c is not None]
+        if self._coco_api is not None:
+            self.img_ids = self._evaluated_images(results)
         metrics = super().compute_metrics(results)
         if self._label_to_cat is None:  # categories came from the samples, in label order
             self._label_to_cat = list(self.cat_ids)
