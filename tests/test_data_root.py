@@ -43,6 +43,17 @@ def test_data_root_moves_dataloaders_and_evaluators(tmp_path):
         assert not [s for s in _strings(data) if s.startswith(old)], path
 
 
+def test_data_root_moves_the_held_out_sets_too(tmp_path):
+    """A fine-tuning template's held-out sets (val_cfg / test_cfg extra_datasets) live
+    under the same root: they move with it."""
+    new = str(tmp_path / 'mine')
+    cfg = load_config(os.path.join(CFG, 'custom', 'owl_vitamin_tiny_instances.py'),
+                      {'data_root': new})
+    for loop in ('val_cfg', 'test_cfg'):
+        strings = list(_strings(cfg.to_dict()[loop]))
+        assert any(s.startswith(new) for s in strings), (loop, strings)
+
+
 def test_a_dataloaders_root_takes_its_evaluator_along(tmp_path):
     """The issue's attempt: overriding the test dataloader's data_root used to leave the
     evaluator's ann_file behind (and fail after the whole evaluation)."""

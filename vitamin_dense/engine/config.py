@@ -26,7 +26,7 @@ from ..errors import ConfigError
 logger = logging.getLogger(__name__)
 
 DATA_SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
-                 'test_evaluator')
+                 'test_evaluator', 'val_cfg', 'test_cfg')  # loops: held-out extra_datasets
 _EVALUATOR_OF = {'val_dataloader': 'val_evaluator', 'test_dataloader': 'test_evaluator'}
 
 
