@@ -39,6 +39,7 @@ from ..errors import ConfigError, VitaminDenseError, WeightsError
 from ..text import Vocabulary, parse_vocabulary
 from ..text.vocabulary import VocabSpec
 from ..utils.image_io import ImageLike, describe_source, read_image
+from ..utils.precision import check_precision, inference_autocast
 from .detection_results import DetectionResult
 from .segmenter import resolve_device
 
@@ -183,6 +184,8 @@ class Detector:
         nms_iou: class-wise NMS IoU threshold (None: no NMS).
         random_init: random weights everywhere (offline smoke runs).
         batch_size: images run together by :meth:`detect_batch`.
+        precision: ``'fp32'``, or ``'bf16'`` for bfloat16 autocast (GPUs; see
+            :mod:`vitamin_dense.utils.precision`).
     """
 
     def __init__(self, config: Optional[str] = None, checkpoint: Optional[str] = None,
@@ -190,8 +193,10 @@ class Detector:
                  device: Union[None, str, torch.device] = 'auto', input_size=_UNSET,
                  threshold: float = DEFAULT_THRESHOLD, max_detections: int = 100,
                  nms_iou: Optional[float] = 0.5, random_init: bool = False,
-                 batch_size: int = 4, cfg_options: Optional[dict] = None):
+                 batch_size: int = 4, cfg_options: Optional[dict] = None,
+                 precision: str = 'fp32'):
         self.device = resolve_device(device)
+        self.precision = check_precision(precision)
         if model is None and config is None and checkpoint is None:
             model = 'ViTamin-L-336'
         self.model, cfg_size = build_detector(config, checkpoint, model, weights, random_init,
@@ -289,8 +294,9 @@ class Detector:
             batch[i, :, :x.shape[1], :x.shape[2]] = x
             metas.append(dict(meta, vocabulary=vocab) if vocab is not None else meta)
         start = time.perf_counter()
-        outs = self.model.detect(batch, metas, queries=queries, test_cfg=dict(
-            score_thr=threshold, max_per_img=self.max_detections, nms_iou=self.nms_iou))
+        with inference_autocast(self.device, self.precision):
+            outs = self.model.detect(batch, metas, queries=queries, test_cfg=dict(
+                score_thr=threshold, max_per_img=self.max_detections, nms_iou=self.nms_iou))
         seconds = (time.perf_counter() - start) / len(prepared)
         results = []
         for (rgb, _, meta), out, src in zip(prepared, outs, sources):
