@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import os.path as osp
 import pkgutil
 import sys
 from typing import Dict, Optional, Sequence
 
 TOOLS = osp.dirname(osp.abspath(__file__))
-sys.path.insert(0, osp.dirname(TOOLS))  # the repository (vitamin_dense)
+# The vitamin_dense measured: this repository's, or (for the ``--against``
+# baseline workers) another checkout's, named by VITAMIN_DENSE_CODE.
+CODE = os.environ.get('VITAMIN_DENSE_CODE') or osp.dirname(TOOLS)
+sys.path.insert(0, CODE)
 sys.path.insert(0, TOOLS)               # the benchmarks package
 
 from vitamin_dense.utils.cli import (OneLineArgumentParser, quiet_third_party_logs,  # noqa: E402

@@ -17,6 +17,7 @@ Peak memory
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -126,12 +127,29 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int,
     return times
 
 
-def run_isolated(argv: Sequence[str], timeout: Optional[float] = None) -> Dict[str, Any]:
-    """Run ``tools/benchmark.py ARGV`` in a fresh interpreter; return its last JSON line."""
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'benchmark.py')
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def code_root() -> str:
+    """The checkout whose ``vitamin_dense`` (and configs) this process measures."""
+    return os.environ.get('VITAMIN_DENSE_CODE') or REPO
+
+
+def run_isolated(argv: Sequence[str], timeout: Optional[float] = None,
+                 code: Optional[str] = None) -> Dict[str, Any]:
+    """Run ``tools/benchmark.py ARGV`` in a fresh interpreter; return its last JSON line.
+
+    ``code``: measure another checkout's ``vitamin_dense`` (and configs) with
+    this checkout's benchmark code (the ``--against`` baselines).
+    """
+    script = os.path.join(REPO, 'tools', 'benchmark.py')
+    env = dict(os.environ)
+    if code is not None:
+        env['VITAMIN_DENSE_CODE'] = os.path.abspath(code)
+    else:
+        env.pop('VITAMIN_DENSE_CODE', None)
     proc = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
@@ -143,6 +161,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every benchmark has: device, threads, isolation, JSON output."""
     parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--precision', choices=('fp32', 'bf16'), default='fp32',
+                        help='inference precision: float32, or bfloat16 autocast (GPUs; '
+                             'several times slower on CPUs without bf16 instructions)')
     parser.add_argument('--in-process', action='store_true',
                         help='measure in this process (fast; peak memory less reliable)')
     parser.add_argument('--json', default=None, help='also write the results to this file')
@@ -216,6 +237,31 @@ def parse_size(text: str) -> tuple:
     return values
 
 
+def precision_context(device: torch.device, precision: Optional[str]):
+    """The models' own inference autocast (``vitamin_dense.utils.precision``); a
+    baseline checkout without it runs float32 only."""
+    if precision in (None, 'fp32'):
+        return contextlib.nullcontext()
+    from vitamin_dense.utils.precision import inference_autocast
+    return inference_autocast(device, precision)
+
+
+def matmul_rate(device: torch.device, precision: str = 'fp32', n: Optional[int] = None,
+                repeats: int = 5) -> Dict[str, Any]:
+    """Achieved TFLOP/s of one square matrix product (the device's practical ceiling).
+
+    bf16 on a GPU (n = 8192 by default), float32 on a CPU (n = 2048): the best
+    of ``repeats`` timed products after one warm-up.
+    """
+    dtype = torch.bfloat16 if precision == 'bf16' else torch.float32
+    n = n or (8192 if device.type == 'cuda' else 2048)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = min(time_calls(lambda: a @ b, repeats, 1, device))
+    return {'n': n, 'dtype': str(dtype).replace('torch.', ''), 'seconds': best,
+            'tflops': 2 * n ** 3 / best / 1e12}
+
+
 def device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
@@ -224,4 +270,5 @@ def device_name(device: torch.device) -> str:
 
 __all__ = ['MB', 'PeakMemory', 'rss_bytes', 'max_rss_bytes', 'time_calls', 'synchronize',
            'run_isolated', 'format_table', 'parse_size', 'device_name', 'add_run_arguments',
-           'run_measurements', 'memory_footnote']
+           'run_measurements', 'memory_footnote', 'code_root', 'precision_context',
+           'matmul_rate', 'REPO']

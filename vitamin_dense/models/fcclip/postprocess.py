@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 INSTANCE_OFFSET = 1000  # mmdet's: panoptic id = label + instance_id * INSTANCE_OFFSET
-BAND_ELEMENTS = 2 ** 20  # elements of the work on one band of rows (cache-sized)
+BAND_ELEMENTS = 2 ** 20  # elements of the work on one band of rows (cache-sized on a CPU;
+# 64 times more on other devices, where each band costs kernel launches instead)
 # upsampled mask logits held at once by mask_inference (2 GiB of float32)
 GROUP_ELEMENTS = 2 ** 29
 
@@ -227,6 +228,7 @@ def mask_inference(probs: Tensor, masks: MaskResizer, is_thing: Optional[Tensor]
         if semantic:
             labels = torch.empty(h * w, dtype=torch.long, device=device)
     position = torch.full((num_queries,), -1, dtype=torch.long, device=device)
+    band_elements = BAND_ELEMENTS * (1 if device.type == 'cpu' else 64)
     for g, part in enumerate(groups):
         n = len(part)
         position[part] = torch.arange(n, device=device)
@@ -243,7 +245,7 @@ def mask_inference(probs: Tensor, masks: MaskResizer, is_thing: Optional[Tensor]
                 # kept queries are usually all of the group: a view, not a copy
                 span = slice(int(pan_rows[0]), int(pan_rows[-1]) + 1)
                 contiguous = pan_rows.numel() == span.stop - span.start
-        for rows, pixels in _bands(h, w, BAND_ELEMENTS // n):
+        for rows, pixels in _bands(h, w, band_elements // n):
             band = torch.cat([c[:, pixels] for c in chunks])  # (n, pixels), cache-sized
             if instance and entries.numel():
                 binary = band[entry_rows] > 0
