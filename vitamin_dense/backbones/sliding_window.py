@@ -209,8 +209,9 @@ def _crops(shared: Tensor, chunk: Sequence[Tuple[int, int, int]], window: int,
     scale = grid.padded_height // shared.shape[-2]
     if shared.shape[-2:] != (grid.padded_height // scale, grid.padded_width // scale) or \
             TOKEN_SIZE % scale:
-        raise ValueError(f'shared map of shape {tuple(shared.shape)} is not at a stride dividing '
-                         f'{TOKEN_SIZE} of the {grid.padded_height}x{grid.padded_width} padded image')
+        raise ValueError(f'shared map of shape {tuple(shared.shape)} is not at a stride '
+                         f'dividing {TOKEN_SIZE} of the {grid.padded_height}x'
+                         f'{grid.padded_width} padded image')
     size = window // scale
     return torch.stack([shared[i, :, y // scale:y // scale + size, x // scale:x // scale + size]
                         for i, y, x in chunk])

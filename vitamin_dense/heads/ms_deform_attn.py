@@ -218,7 +218,8 @@ class MSDeformAttn(nn.Module):
         num_levels: feature levels attended to.
         num_points: sampling points per head and level.
         dropout: dropout on the output before the residual.
-        impl: ``'auto'``, ``'pytorch'``, ``'grid_sample'`` or ``'mmcv'`` (see :func:`ms_deform_attn`).
+        impl: ``'auto'``, ``'pytorch'``, ``'grid_sample'`` or ``'mmcv'`` (see
+            :func:`ms_deform_attn`).
 
     ``forward`` adds the residual (like mmcv's module), so a layer is
     ``norm(x + attn(x))``.
