@@ -84,6 +84,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                      help='output directory, or a .png/.jpg file for a single image '
                           '(default: %(default)s)')
     out.add_argument('--json', action='store_true', help='also write the detections as JSON')
+    out.add_argument('--frame-stride', type=int, default=1,
+                     help='a video as IMAGE: detect in every N-th frame (default: every frame)')
     out.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto')
     parser.add_argument('--verbose', action='store_true', help='log model set-up details')
     parser.add_argument('--debug', action='store_true',
@@ -109,7 +111,11 @@ def check_inputs(args: argparse.Namespace):
         raise ConfigError('nothing to detect: give --vocab "cat,dog" or --query-image IMG '
                           '--query-box x1,y1,x2,y2')
     vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
-    images = [read_image(path) for path in args.images]  # missing / corrupt files fail here
+    from vitamin_dense.apis.video import is_video_path
+    images = [read_image(path) for path in args.images  # missing / corrupt files fail here
+              if not is_video_path(path)]  # videos are read frame by frame later
+    if len(images) != len(args.images) and (len(args.images) > 1 or vocab is None):
+        raise ConfigError('a video goes alone (no other IMAGE) and with --vocab')
     boxes = query = None
     if one_shot:
         if not args.query_image:
@@ -162,6 +168,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'{detector!r}', file=sys.stderr)
     if args.random_init:
         print('random weights: the boxes are meaningless (smoke test)', file=sys.stderr)
+    if len(args.images) == 1 and vocab is not None and not images:  # a video (apis/video.py)
+        from vitamin_dense.apis.video import detect_video
+        done = detect_video(detector, args.images[0], vocab, args.out, args.frame_stride)
+        print(f"{args.images[0]}: {done['frames']} frames -> {done['video']}, {done['json']}")
+        return 0
     call = dict(vocabulary=vocab) if vocab is not None else dict(
         query_image=query, query_boxes=boxes, query_names=args.query_name or None)
     # one call: exemplar queries are embedded once, images run batch_size at a time

@@ -117,6 +117,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--save-labels', action='store_true',
                         help='also write the label map as a 16-bit PNG (0 = none, k+1 = '
                              'class k) with a JSON of class names and shares')
+    parser.add_argument('--frame-stride', type=int, default=1,
+                        help='a video as IMAGE: segment every N-th frame (default: every frame)')
     parser.add_argument('--recursive', action='store_true',
                         help='look for images in sub-directories of directory arguments')
     parser.add_argument('--verbose', action='store_true', help='log model set-up details')
@@ -203,7 +205,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     vocab = parse_vocabulary(args.vocab)  # vocabulary errors before any model loads
     templates = read_templates(args.templates)
     images = collect_images(args.images, args.recursive)
-    outputs = output_paths(images, args.out)
+    from vitamin_dense.apis.video import is_video_path
+    video = len(images) == 1 and is_video_path(images[0])
+    outputs = [] if video else output_paths(images, args.out)
     if args.threshold is not None and not 0 < args.threshold <= 1:
         raise ConfigError(f'--threshold {args.threshold} is not a probability in (0, 1]')
     if not 0 <= args.alpha <= 1:
@@ -226,6 +230,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{"s" if len(images) > 1 else ""}')
     if args.random_init:
         _info('random weights: the masks are meaningless (smoke test)')
+    if video:  # annotated video + per-frame JSON, frames streamed (vitamin_dense/apis/video.py)
+        from vitamin_dense.apis.video import segment_video
+        done = segment_video(segmenter, images[0], vocab, args.out, args.frame_stride,
+                             threshold=args.threshold, alpha=args.alpha)
+        print(f"{images[0]}: {done['frames']} frames -> {done['video']}, {done['json']}")
+        return 0
 
     many = len(images) > 1
     iterator = list(zip(images, outputs))

@@ -181,7 +181,7 @@ class MaskedAttentionDecoder(BaseModule):
                                       align_corners=False)
             blocked = small.flatten(2).sigmoid() < 0.5
             # a query predicting an empty mask attends everywhere
-            blocked &= ~blocked.all(-1, keepdim=True)
+            blocked = blocked & ~blocked.all(-1, keepdim=True)  # not in place: exports to ONNX
             attn_mask = blocked.repeat_interleave(self.num_heads, dim=0)
         return DecoderStep(normed, masks), attn_mask
 
