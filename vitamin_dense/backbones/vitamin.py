@@ -346,13 +346,18 @@ class ViTaminBackbone(BaseModule):
         with torch.set_grad_enabled(grad):
             maps = sliding_window_forward(images, window_fn, self.window_size, stride,
                                           self.max_windows_per_chunk, progress=self.progress,
-                                          shared_fn=self.forward_conv if self.shared_conv else None)
+                                          **self._shared_mode())
         if 's32' in self.out_levels:
             maps['s32'] = F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
         maps = {k: maps[k] for k in keep}
         if self.return_tuple:
             return tuple(maps[lvl] for lvl in self.out_levels)
         return maps
+
+    def _shared_mode(self) -> Dict[str, object]:
+        """``sliding_window_forward``'s extra argument in shared-convolution mode (none
+        otherwise, so that the default call is what tools wrapping it expect)."""
+        return {'shared_fn': self.forward_conv} if self.shared_conv else {}
 
     # -------------------------------------------------------------- CLIP space
     def clip_project(self, tokens: Tensor) -> Tensor:
@@ -383,8 +388,7 @@ class ViTaminBackbone(BaseModule):
         stride = check_stride(stride, self.window_size) if stride else self.stride
         tokens = sliding_window_forward(
             images, lambda x: {'s16': self.forward_window(x)['s16']}, self.window_size, stride,
-            self.max_windows_per_chunk,
-            shared_fn=self.forward_conv if self.shared_conv else None)['s16']
+            self.max_windows_per_chunk, **self._shared_mode())['s16']
         ones = tokens.new_ones(tokens.shape[0], 1, *tokens.shape[-2:])
         return self.mask_pool(ones, tokens)[:, 0]
 
