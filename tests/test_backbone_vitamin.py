@@ -349,3 +349,29 @@ def test_init_weights_keeps_the_loaded_weights():
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     backbone.init_weights()
     assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())
+
+
+def test_every_window_adds_the_trunks_position_embedding():
+    """Each sliding window gets the trunk's own learned position embedding (the
+    reference's ``trunk._pos_embed`` per window; kept as is, issue 9 point 8): a
+    stitched map equals timm's ``forward_features`` of each window, which adds
+    ``pos_embed``, and changes when that embedding does."""
+    torch.manual_seed(0)
+    backbone = ViTaminBackbone('ViTamin-Tiny', None, out_levels=('s16',), train_stride=64,
+                               test_stride=64).eval()
+    trunk = backbone.trunk
+    assert trunk.pos_embed is not None and trunk.pos_embed.shape[1] == (64 // 16) ** 2
+    with torch.no_grad():
+        trunk.pos_embed.normal_(std=2.0)  # large enough to matter
+    g = torch.Generator().manual_seed(3)
+    image = torch.randn(1, 3, 64, 128, generator=g)  # two windows side by side
+    with torch.no_grad():
+        stitched = backbone(image)['s16']
+        for k in range(2):
+            window = image[..., 64 * k:64 * (k + 1)]
+            tokens = trunk.forward_features(window)  # timm: patch embed + pos_embed + blocks
+            torch.testing.assert_close(stitched[..., 4 * k:4 * (k + 1)].flatten(2).transpose(1, 2),
+                                       tokens, atol=1e-5, rtol=1e-5)
+        trunk.pos_embed.zero_()
+        without = backbone(image)['s16']
+    assert (stitched - without).abs().max() > 0.1

@@ -136,3 +136,15 @@ def test_gpu_script_runs_on_a_cpu(tmp_path):
     bad = subprocess.run(['bash', os.path.join(REPO, 'tools', 'benchmark_gpu.sh'), '--nope'],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count('\n') == 1
+
+
+def test_finetune_benchmark_prints_figures(bench, capsys, one_thread):
+    code = bench.main(['finetune', '--variant', 'ViTamin-Tiny', '--size', '128x192',
+                       '--modes', 'none,chunk', '--budget-mb', '8', '--in-process'])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert 'Fine-tuning step (forward, backward, AdamW): ViTamin-Tiny, 1 x 128x192' in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.split() and line.split()[0] in ('none', 'chunk')}
+    assert rows['none'][1] == rows['chunk'][1] == '6'        # 2 x 3 windows of 64 px
+    assert int(rows['chunk'][2]) < int(rows['none'][2])      # smaller chunks with gradients

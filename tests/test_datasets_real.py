@@ -76,7 +76,8 @@ def check_labels(dataset, stuff_name, thing_name):
     assert sem[6, 22] == classes.index(thing_name) < len(dataset.metainfo['thing_classes'])
     assert sem[20, 20] == 255
     assert sample.gt_instances.labels.tolist() == [classes.index(thing_name)]
-    assert len(dataset.metainfo['synonyms']) == len(classes)
+    # the names the model prompts with: FC-CLIP's for these sets, one entry per class
+    assert len(dataset.metainfo['vocabulary']) == len(classes)
 
 
 def test_coco_panoptic_matches_categories_by_name(tmp_path):
@@ -88,8 +89,9 @@ def test_coco_panoptic_matches_categories_by_name(tmp_path):
                    'wall-other-merged', 'person')
     ds = OpenVocabCocoPanopticDataset(data_root=root, pipeline=PAN_PIPELINE, test_mode=True)
     check_labels(ds, 'wall-other-merged', 'person')
-    assert ds.metainfo['synonyms'][0][:2] == ('person', 'people')
-    assert ds.metainfo['synonyms'][-2][0] == 'wall'
+    assert ds.metainfo['vocabulary'][0][:2] == ('person', 'child')  # FC-CLIP's names
+    assert ds.metainfo['vocabulary'][-2] == ('wall', 'walls')  # 'wall-other-merged'
+    assert ds.metainfo['vocabulary'] == parse_vocabulary('dataset:coco_panoptic').classes
 
 
 def test_missing_category_is_a_clear_error(tmp_path):
@@ -117,6 +119,8 @@ def test_cityscapes_panoptic_layout_and_order(tmp_path):
     ds = CityscapesPanopticDataset(data_root=root, pipeline=PAN_PIPELINE, test_mode=True)
     assert ds.metainfo['classes'][:8] == cityscapes_meta()['thing_classes']
     check_labels(ds, 'road', 'car')
+    assert ds.metainfo['vocabulary'] == parse_vocabulary('dataset:cityscapes').classes
+    assert ds.metainfo['vocabulary'][0][0] == 'person'
     assert ds[0]['data_samples'].img_path.endswith(
         'leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png')
 
@@ -143,7 +147,10 @@ def test_ade20k_panoptic(tmp_path):
                    'painting, picture')
     ds = OpenVocabADE20KPanopticDataset(data_root=root, pipeline=PAN_PIPELINE, test_mode=True)
     check_labels(ds, 'sky', 'painting, picture')
-    assert ('painting', 'picture') in ds.metainfo['synonyms']
+    from vitamin_dense.datasets.class_names import ade150_panoptic_order
+    ade150 = parse_vocabulary('dataset:ade150').classes  # labels: the 100 things first
+    assert ds.metainfo['vocabulary'] == tuple(ade150[i] for i in ade150_panoptic_order())
+    assert ds.metainfo['vocabulary'][9][:2] == ('painting', 'picture')
 
 
 # -- semantic ---------------------------------------------------------------
@@ -171,7 +178,8 @@ def test_ade150_and_voc(tmp_path):
     ade = OpenVocabADE20KDataset(data_root=str(tmp_path / 'ade'), pipeline=SEM_PIPELINE,
                                  test_mode=True)
     assert gt(ade)[0].tolist() == [255, 0, 149, 12]
-    assert len(ade.metainfo['classes']) == 150 and ade.metainfo['synonyms'][12][0] == 'person'
+    assert len(ade.metainfo['classes']) == 150 and ade.metainfo['vocabulary'][12][0] == 'person'
+    assert ade.metainfo['vocabulary'] == parse_vocabulary('dataset:ade150').classes
 
     voc = str(tmp_path / 'voc')
     write_semantic(voc, 'JPEGImages', 'SegmentationClass', 'y',
@@ -184,7 +192,8 @@ def test_ade150_and_voc(tmp_path):
     assert gt(v21)[0].tolist() == [0, 1, 20, 255]
     assert gt(v20)[0].tolist() == [255, 0, 19, 255]
     assert v20.metainfo['classes'] == v21.metainfo['classes'][1:]
-    assert len(v20.metainfo['synonyms']) == 20
+    assert v20.metainfo['vocabulary'] == v21.metainfo['vocabulary'][1:]
+    assert v21.metainfo['vocabulary'][0][0] == 'background'
 
 
 def test_pascal_context_59(tmp_path):
@@ -213,11 +222,17 @@ def test_wide_label_sets_and_class_files(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         runpy.run_path(osp.join(REPO, 'tools/extract_class_names.py'), run_name='__main__')
     assert info.value.code == 0
-    ds = ADE20K847Dataset(data_root=root, pipeline=WIDE_PIPELINE, test_mode=True)
+    ds = ADE20K847Dataset(data_root=root, pipeline=WIDE_PIPELINE, test_mode=True,
+                          classes_file='ade847_classes.txt')
     assert ds.metainfo['classes'][0] == 'thing846, synonym846'  # train id 0
     assert ds.metainfo['synonyms'][0] == ('thing846', 'synonym846')
+    assert 'vocabulary' not in ds.metainfo  # a class file replaces FC-CLIP's names
     values = gt(ds)
     assert values.dtype == np.int64 and values[0].tolist() == [0, 300, 846, 65535]
+    # by default FC-CLIP's names, in the train-id order of its preparation script
+    ds = ADE20K847Dataset(data_root=root, pipeline=WIDE_PIPELINE, test_mode=True)
+    assert ds.metainfo['vocabulary'] == parse_vocabulary('dataset:ade847').classes
+    assert ds.metainfo['classes'][0] == 'wall' and len(ds.metainfo['classes']) == 847
 
     # PC-459: Pascal Context's own labels.txt ("<id>: <name>")
     voc = tmp_path / 'VOCdevkit' / 'VOC2010'
@@ -226,12 +241,14 @@ def test_wide_label_sets_and_class_files(tmp_path, monkeypatch, capsys):
     root = str(tmp_path / 'pascal_ctx_d2')
     write_semantic(root, 'images/validation', 'annotations_ctx459/validation', '2008_000001',
                    np.array([[0, 458, 65535, 7]] * 2, np.uint16), seg_suffix='.tif')
-    ds = PascalContext459Dataset(data_root=root, pipeline=WIDE_PIPELINE, test_mode=True)
+    ds = PascalContext459Dataset(data_root=root, pipeline=WIDE_PIPELINE, test_mode=True,
+                                 classes_file='../VOCdevkit/VOC2010/labels.txt')
     assert ds.metainfo['classes'][:2] == ('class1', 'class2') and len(ds.metainfo['classes']) == 459
     assert gt(ds)[0].tolist() == [0, 458, 65535, 7]
-    monkeypatch.setenv('VITAMIN_DENSE_PC459_CLASSES', str(voc / 'labels.txt'))
-    assert len(parse_vocabulary('dataset:pc459')) == 459
     assert read_class_file(str(voc / 'labels.txt'))[458] == 'class459'
+    ds = PascalContext459Dataset(data_root=root, pipeline=WIDE_PIPELINE, test_mode=True)
+    assert ds.metainfo['classes'][:2] == ('accordion', 'aeroplane')
+    assert ds.metainfo['vocabulary'] == parse_vocabulary('dataset:pc459').classes
 
 
 @pytest.mark.parametrize('cls', [OpenVocabCocoPanopticDataset, OpenVocabADE20KPanopticDataset,
@@ -248,13 +265,22 @@ def test_missing_files_name_file_and_layout(cls, tmp_path):
 
 
 def test_builtin_vocabularies():
-    for name, size in (('coco_panoptic', 133), ('ade150', 150), ('cityscapes', 19),
-                       ('mapillary', 65), ('pc59', 59), ('voc20', 20), ('voc21', 21),
-                       ('synthetic', 11)):
+    for name, size in (('coco_panoptic', 133), ('ade150', 150), ('ade847', 847),
+                       ('cityscapes', 19), ('mapillary', 65), ('pc59', 59), ('pc459', 459),
+                       ('voc20', 20), ('voc21', 21), ('synthetic', 11)):
         assert len(parse_vocabulary(f'dataset:{name}')) == size
-    from vitamin_dense.errors import VocabularyError
-    with pytest.raises(VocabularyError, match='ade847_classes.txt'):
-        parse_vocabulary('dataset:ade847')
+    # FC-CLIP's names, matched to each data set's own class list
+    from vitamin_dense.datasets.class_names import (ade150_panoptic_meta, ade150_panoptic_order,
+                                                    ade150_semantic_meta,
+                                                    cityscapes_things_first, vocabulary_for)
+    assert vocabulary_for('cityscapes', cityscapes_meta()['classes']) == cityscapes_things_first()
+    ade150 = parse_vocabulary('dataset:ade150').classes
+    assert vocabulary_for('ade150', ade150_semantic_meta()['classes']) == ade150
+    assert vocabulary_for('ade150', ade150_panoptic_meta()['classes']) == \
+        tuple(ade150[i] for i in ade150_panoptic_order())
+    assert vocabulary_for('mapillary', mapillary_meta()['classes']) == \
+        parse_vocabulary('dataset:mapillary').classes
+    assert vocabulary_for('ade150', ['wall', 'no such class']) is None
 
 
 CONFIGS = ['coco_panoptic', 'ade20k_panoptic', 'cityscapes_panoptic', 'mapillary_panoptic',

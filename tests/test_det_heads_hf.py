@@ -54,9 +54,18 @@ def feature_map(hf_v2):
 
 
 def test_box_bias_matches_hf_square_and_non_square(hf_v2):
-    for h, w in [(6, 6), (3, 5), (7, 2), (1, 4)]:
+    torch.testing.assert_close(grid_box_bias(6, 6, 'corner'), hf_v2.compute_box_bias(6, 6),
+                               rtol=1e-5, atol=1e-5)
+    for h, w in [(3, 5), (7, 2), (1, 4)]:
+        # HF normalises an interpolated non-square grid per axis
         ref = hf_v2.compute_box_bias(h, w)
-        torch.testing.assert_close(grid_box_bias(h, w, 'corner'), ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(grid_box_bias(h, w, 'corner', frame=(h, w)), ref,
+                                   rtol=1e-5, atol=1e-5)
+        # our default frame is the square an OWL processor pads to: the image's rows of
+        # the square grid's bias
+        n = max(h, w)
+        square = hf_v2.compute_box_bias(n, n).reshape(n, n, 4)[:h, :w].reshape(-1, 4)
+        torch.testing.assert_close(grid_box_bias(h, w, 'corner'), square, rtol=1e-5, atol=1e-5)
 
 
 def test_merge_of_tokens_and_cls_matches_hf_image_embedder(hf_v2, ours, feature_map):
@@ -80,10 +89,11 @@ def test_box_head_matches_hf(hf_v2, ours, feature_map):
         ref = hf_v2.box_predictor(fmap.reshape(b, h * w, d), fmap)
         got = ours.predict_boxes(fmap)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
-    # a non-square grid goes through the bias HF computes for interpolated grids
+    # a non-square image: the tokens of its rows in the square frame HF's processor pads to
     sub = fmap[:, :3, :5].contiguous()
     with torch.no_grad():
-        ref = hf_v2.box_predictor(sub.reshape(b, 15, d), sub, interpolate_pos_encoding=True)
+        bias = hf_v2.compute_box_bias(5, 5).reshape(5, 5, 4)[:3].reshape(15, 4)
+        ref = torch.sigmoid(hf_v2.box_head(sub.reshape(b, 15, d)) + bias)
         got = ours.predict_boxes(sub)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
 

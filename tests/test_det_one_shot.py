@@ -33,6 +33,13 @@ def test_rule_falls_back_to_giou_when_nothing_overlaps():
     sel = select_query_embedding(embeds, boxes, query)
     assert sel.index in (0, 2)  # the near ones, never the far one
     assert sel.iou < 0
+    # scenic keeps GIoU >= 1.2 x the best (negative) GIoU: best -1/21, so -1.23/21.23 is
+    # out (a 1 / 0.8 rule would keep it, and take it: the least like the mean)
+    boxes = torch.tensor([[11., 0., 21., 10.], [0., 11.23, 10., 21.23], [40., 40., 50., 50.]])
+    embeds = torch.tensor([[1.0, 0.0], [0.0, -1.0], [0.0, 2.0]])
+    giou = torch.tensor([-1 / 21, -1.23 / 21.23])
+    assert 1.2 * giou[0] > giou[1] > 1.25 * giou[0]
+    assert select_query_embedding(embeds, boxes, query).index == 0
     with pytest.raises(ConfigError, match='iou_ratio'):
         select_query_embedding(embeds, boxes, query, iou_ratio=0)
 
@@ -43,6 +50,9 @@ def test_one_shot_detection_finds_the_exemplar_in_original_coordinates():
         for lin in (det.head.class_head.logit_shift, det.head.class_head.logit_scale):
             lin.weight.zero_()
             lin.bias.zero_()
+        # OWL starts the class projection at ~1e-6, where the 1e-6 of the normalisation
+        # still shows: a trained-size projection makes the self-cosine exactly 1
+        det.head.class_head.dense0.weight.normal_(0, 0.05)
     torch.manual_seed(1)
     image = torch.randn(1, 3, 96, 160)  # input = original x 0.5 (original 192 x 320)
     exemplar = torch.tensor([[60., 30., 110., 80.]])  # input pixels, across the x = 64 border

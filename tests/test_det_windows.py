@@ -46,7 +46,7 @@ def test_one_box_per_token_and_cells_tile_the_image_once(size, stride):
     gh, gw = out['grid_hw']
     assert (gh, gw) == (-(-h // 16), -(-w // 16))
     assert out['boxes'].shape == (1, gh * gw, 4) and out['logits'].shape == (1, gh * gw, 3)
-    cells = boxes_to_pixels(out['boxes'][0], (gh, gw)).round().long()
+    cells = boxes_to_pixels(out['boxes'][0], out['frames'][0]).round().long()
     cover = torch.zeros(gh * 16, gw * 16, dtype=torch.long)
     for x1, y1, x2, y2 in cells.tolist():
         cover[y1:y2, x1:x2] += 1
@@ -64,11 +64,12 @@ def test_one_box_per_token_and_cells_tile_the_image_once(size, stride):
 def test_box_of_a_border_token_extends_into_the_next_window():
     det = build_tiny_detector().eval()
     zero_box_mlp(det)
-    with torch.no_grad():  # boxes 4 tokens wide: logit(4 / W) - logit(1 / W) on a 12-wide grid
+    with torch.no_grad():  # boxes 4 tokens wide: logit(4 / F) - logit(1 / F) in a 12-token frame
         det.head.box_head.dense2.bias[2] = float(torch.logit(torch.tensor(4 / 12)) -
                                                  torch.logit(torch.tensor(1 / 12)))
         out = det.head(det.extract_features(torch.randn(1, 3, 64, 192)))
-    boxes = boxes_to_pixels(out['boxes'][0], out['grid_hw']).reshape(4, 12, 4)
+    assert out['frames'].tolist() == [12]  # the square of the longer side
+    boxes = boxes_to_pixels(out['boxes'][0], out['frames'][0]).reshape(4, 12, 4)
     last_of_first_window = boxes[:, 3]  # token column 3 ends at x = 64, the window border
     # centred on its cell (x = 56), 64 px wide: [24, 88], across the border at x = 64
     torch.testing.assert_close(last_of_first_window[:, 0], torch.full((4,), 24.0), atol=0.05, rtol=0)

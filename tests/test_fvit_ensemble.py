@@ -48,7 +48,7 @@ def _head(**kwargs):
     from mmengine.registry import DefaultScope
     from mmdet.registry import MODELS
     cfg = dict(type='FViTBBoxHead', embed_dim=8, in_channels=4, roi_feat_size=7,
-               conv_out_channels=4, fc_out_channels=16, temperature=50.0,
+               conv_out_channels=4, fc_out_channels=8, temperature=50.0,
                clip_temperature=75.0, alpha=0.1, beta=0.8, background_weight=0.6)
     cfg.update(kwargs)
     with DefaultScope.overwrite_default_scope('mmdet'):
@@ -73,8 +73,10 @@ def test_box_head_scores_by_hand():
 
     head.eval()
     probs, _ = head(rois, clip_emb)
-    # By hand: project, cosine to [classes; background] x 50 -> softmax; CLIP: cosine x 75.
+    # By hand: embed (relu(cls_fc(.)), as published), cosine to [classes; background] x 50
+    # -> softmax; CLIP: cosine x 75.
     projected, _ = super(type(head), head).forward(rois)
+    assert (projected >= 0).all()
     text = torch.cat([F.normalize(classes, dim=-1),
                       F.normalize(head.background_embedding, dim=-1)[None]])
     det = torch.softmax(50.0 * F.normalize(projected, dim=-1) @ text.t(), -1)
@@ -87,11 +89,23 @@ def test_box_head_scores_by_hand():
     assert torch.allclose(only_det, det, atol=1e-6)
 
 
+def test_box_head_without_class_fc_projects_linearly():
+    """num_cls_fcs=0: a linear projection of the shared features (no ReLU) is the embedding."""
+    head = _head(num_cls_fcs=0, num_reg_fcs=0, fc_out_channels=16)
+    assert isinstance(head.fc_cls, torch.nn.Linear) and head.fc_cls.in_features == 16
+    assert head.fc_cls.out_features == 8 and len(head.cls_fcs) == len(head.reg_fcs) == 0
+    head.init_weights()
+    projected, deltas = super(type(head), head).forward(torch.randn(6, 4, 7, 7))
+    assert projected.shape == (6, 8) and (projected < 0).any() and deltas.shape == (6, 4)
+
+
 def test_box_head_config_errors():
     with pytest.raises(ConfigError, match='reg_class_agnostic'):
         _head(reg_class_agnostic=False)
     with pytest.raises(ConfigError, match='use_sigmoid'):
         _head(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True))
+    with pytest.raises(ConfigError, match='fc_out_channels'):
+        _head(fc_out_channels=16)
     head = _head()
     with pytest.raises(ConfigError, match='no vocabulary'):
         head.eval()(torch.randn(2, 4, 7, 7))
@@ -112,7 +126,7 @@ def test_clip_roi_pooling_matches_torchvision_roi_align():
                                                    sampling_ratio=0),
                                     out_channels=4, featmap_strides=[4]),
             bbox_head=dict(type='FViTBBoxHead', embed_dim=8, in_channels=4,
-                           conv_out_channels=4, fc_out_channels=16),
+                           conv_out_channels=4, fc_out_channels=8),
             clip_roi_extractor=dict(type='SingleRoIExtractor',
                                     roi_layer=dict(type='RoIAlign', output_size=1,
                                                    sampling_ratio=0),

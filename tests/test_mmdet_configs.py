@@ -13,6 +13,7 @@ from vitamin_dense.engine.config import build_runner, load_config
 from vitamin_dense.errors import ConfigError
 
 from _mmlab_fake_data import class_names, tiny_backbone_overrides, write_coco_instances
+from tests.helpers.mmdet_flow import mmdet_train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MASK_RCNN = os.path.join(ROOT, 'configs/mmdet/mask-rcnn_vitamin-b_sfp_8xb8-lsj-100e_coco.py')
@@ -74,11 +75,14 @@ def test_stock_style_config_builds_with_mmdets_registry(tmp_path):
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'vitamin_dense'])
 def test_neck_and_norm_reachable_from_every_scope(scope):
+    """Unprefixed where they belong (mmdet, ours), with our prefix elsewhere (mmseg)."""
     from mmcv.cnn import build_norm_layer
     from mmengine.registry import MODELS
+    prefix = 'vitamin_dense.' if scope == 'mmseg' else ''
     with DefaultScope.overwrite_default_scope(scope):
-        neck = MODELS.build(dict(type='SimpleFeaturePyramid', in_channels=64, out_channels=16))
-        _, norm = build_norm_layer(dict(type='LN2d'), 16)
+        neck = MODELS.build(dict(type=f'{prefix}SimpleFeaturePyramid', in_channels=64,
+                                 out_channels=16))
+        _, norm = build_norm_layer(dict(type=f'{prefix}LN2d'), 16)
         backbone = MODELS.build(dict(type='ViTaminBackbone', model_name='ViTamin-Tiny',
                                      weights=None, out_levels=('s16',), return_tuple=True))
     assert type(norm).__name__ == 'LayerNorm2d'
@@ -172,3 +176,55 @@ def test_two_runner_iterations_then_inferencer(path, with_mask, tmp_path):
     if with_mask:
         assert tuple(pred.masks.shape[-2:]) == photo.shape[:2]
     assert np.isfinite(pred.scores.numpy()).all()
+
+
+# ------------------------------------------- checkpoints between mmdet's runner and ours
+def _stock_flow_cfg(path, tmp_path, work_dir, max_iters, runner):
+    cfg, _ = _runner_cfg(path, tmp_path, with_mask=path == MASK_RCNN)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # training only
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, by_epoch=False)
+    cfg.randomness = dict(seed=0)
+    cfg.work_dir = str(work_dir)
+    if runner == 'stock':
+        cfg.pop('runner_type')  # a stock mmdet config: MMEngine's Runner
+    return cfg
+
+
+def test_a_run_of_mmdets_runner_resumes_and_loads_in_ours(tmp_path, caplog):
+    """A Mask R-CNN trained by mmdet's own flow: resumed by our runner, and loaded
+    through ``load_from`` from another directory."""
+    stock = mmdet_train(_stock_flow_cfg(MASK_RCNN, tmp_path, tmp_path / 'stock', 1, 'stock'))
+    assert type(stock).__name__ == 'Runner'
+    ckpt = str(tmp_path / 'stock' / 'iter_1.pth')
+    with pytest.raises(Exception):  # not loadable by torch's weights-only default alone
+        torch.load(ckpt, weights_only=True)
+    with caplog.at_level('WARNING', logger='vitamin_dense.engine.checkpoint'):
+        resumed = mmdet_train(
+            _stock_flow_cfg(MASK_RCNN, tmp_path, tmp_path / 'stock', 2, 'ours'), resume='auto')
+        assert type(resumed).__name__ == 'VitaminRunner' and resumed.iter == 2
+        assert len(resumed.message_hub.get_scalar('train/loss').data[0]) == 2  # history kept
+        cfg = _stock_flow_cfg(MASK_RCNN, tmp_path, tmp_path / 'finetune', 1, 'ours')
+        cfg.load_from = ckpt
+        loaded = build_runner(cfg)
+        loaded.load_or_resume()
+    assert 'full unpickling' not in caplog.text  # both on the safe path
+    for key, value in stock.model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[key], value)
+
+
+def test_a_run_of_ours_resumes_in_mmdets_runner(tmp_path):
+    ours = mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 1, 'ours'))
+    assert type(ours).__name__ == 'VitaminRunner'
+    ckpt = str(tmp_path / 'run' / 'iter_1.pth')
+    # Resumed at its end: the stock runner holds exactly the saved weights and state.
+    loaded = mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 1, 'stock'),
+                          resume=ckpt)
+    assert type(loaded).__name__ == 'Runner' and loaded.iter == 1
+    for key, value in ours.model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[key], value)
+    assert loaded.optim_wrapper.optimizer.state_dict()['state']  # AdamW moments came back
+    # And it trains on from there.
+    resumed = mmdet_train(_stock_flow_cfg(FASTER_RCNN, tmp_path, tmp_path / 'run', 2, 'stock'),
+                           resume=ckpt)
+    assert resumed.iter == 2

@@ -208,6 +208,9 @@ def test_ov_lvis_split_comes_from_the_json(lvis_root):
     assert meta['synonyms'][7] == ('cat', 'kitty') and meta['synonyms'][8] == ('dog',)
     parse_vocabulary(list(meta['synonyms']))  # usable as a vocabulary as is
     assert len(meta['palette']) == len(meta['classes'])
+    # the json's image counts (federated negatives of the OWL detector are drawn by them)
+    assert meta['image_counts'] == tuple(c['image_count'] for c in sorted(
+        val['categories'], key=lambda c: c['id']))
     assert len(ds) == len(val['images'])  # evaluation keeps images without boxes
 
     label_of = {c['id']: i for i, c in enumerate(val['categories'])}

@@ -89,7 +89,7 @@ def test_published_recipe_values():
     cfg = load_config(os.path.join(ROOT, 'configs', 'ov_seg', 'vitamin_l_coco.py'))
     bb = cfg.model.backbone
     assert (bb.model_name, bb.weights, bb.frozen) == ('ViTamin-L-336', 'datacomp1b', True)
-    assert (bb.train_stride, bb.test_stride) == (336, 112)
+    assert (bb.train_stride, bb.test_stride) == (112, 112)  # as the reference ran (see config)
     assert cfg.model.head.num_queries == 250 and cfg.model.head.num_decoder_layers == 9
     assert cfg.model.head.hidden_dim == 256
     assert (cfg.model.ensemble.alpha, cfg.model.ensemble.beta) == (0.45, 0.7)
@@ -161,6 +161,9 @@ def test_every_fcclip_config_builds_trains_and_predicts_with_a_tiny_stand_in(pat
     model_cfg.setdefault('text_encoder', {}).update(model_name='ViTamin-Tiny', weights=None,
                                                     disk_cache=False)
     model_cfg['data_preprocessor'].pop('batch_pad_size', None)  # 1344 px crops: not here
+    model_cfg['data_preprocessor'].pop('pad_to_size', None)  # 1344 px input: not here
+    if model_cfg.get('global_pos_embed'):  # learned for 1344 px inputs: resized to these
+        model_cfg['global_pos_embed']['interpolate'] = True
     model = MODELS.build(model_cfg)
     model.set_vocabulary('circle; square; sky', 'train', thing_classes=['circle', 'square'])
     h, w = 64, 96
@@ -198,6 +201,7 @@ def test_published_recipe_builds_at_full_size():
                                                        'vitamin_l_coco.py')).model.to_dict())
     model_cfg['backbone']['weights'] = None
     model_cfg.setdefault('text_encoder', {}).update(weights=None, disk_cache=False)
+    model_cfg['global_pos_embed']['interpolate'] = True  # one 336 px window below, not 1344
     model = MODELS.build(model_cfg)
     bb = model.backbone
     assert (bb.model_name, bb.window_size, bb.channels['s16'], bb.channels['clip']) == \

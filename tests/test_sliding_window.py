@@ -263,3 +263,35 @@ def test_bf16_windows_are_stitched_in_float32(tiny):
     for name in ('s16', 'clip'):
         err = (out[name] - ref[name]).abs().max() / ref[name].abs().max()
         assert err < 0.1, (name, float(err))
+
+
+def test_published_placement_floors_offsets_onto_each_output_grid():
+    """'published' (the released Sliding F-ViT): any stride; an output of stride s of the
+    window at offset o is added at floor(o / s); 'aligned' keeps refusing such strides."""
+    assert check_stride(168, 336, placement='published') == 168
+    with pytest.raises(ConfigError, match='multiple of 16'):
+        check_stride(168, 336)
+    with pytest.raises(ConfigError, match='positive'):
+        check_stride(0, 336, placement='published')
+    with pytest.raises(ConfigError, match='larger than the window'):
+        check_stride(400, 336, placement='published')
+    with pytest.raises(ConfigError, match='window placement'):
+        plan_windows(896, 896, 336, 160, placement='exact')
+    assert plan_windows(896, 896, 336, 168, placement='published').ys == (0, 168, 336, 504, 560)
+
+    # Pixel value = row index; window 32, stride 24 over 64 rows: windows at y = 0, 24, 32.
+    rows = torch.arange(64, dtype=torch.float32).view(1, 1, 64, 1).expand(1, 1, 64, 32)
+
+    def window_fn(x):
+        return {'s4': F.avg_pool2d(x, 4), 's16': F.avg_pool2d(x, 16)}
+
+    maps = sliding_window_forward(rows.contiguous(), window_fn, 32, 24, placement='published')
+    s4, s16 = maps['s4'][0, 0, :, 0], maps['s16'][0, 0, :, 0]
+    # stride 4: exact (24 / 4 = 6), so every cell is the mean of its own rows
+    torch.testing.assert_close(s4, torch.arange(16, dtype=torch.float32) * 4 + 1.5)
+    # stride 16: the window at 24 lands on token 1 (floor), half a token early: token 1 averages
+    # window 0's rows 16..31 (23.5) and window 24's rows 24..39 (31.5); token 2 window 24's
+    # rows 40..55 (47.5) and window 32's rows 32..47 (39.5)
+    assert s16.tolist() == [7.5, (23.5 + 31.5) / 2, (47.5 + 39.5) / 2, 55.5]
+    with pytest.raises(ConfigError, match='multiple of 16'):
+        sliding_window_forward(rows.contiguous(), window_fn, 32, 24)

@@ -170,3 +170,22 @@ def test_trimmed_context_equals_open_clip_encode_text(reference, weights_file):
     torch.testing.assert_close(trimmed, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)
     assert clf.text.attn_mask.shape == (77, 77)  # the tower's own mask is restored
+
+
+def test_per_synonym_embeddings_grouped_by_class(reference, weights_file):
+    """FC-CLIP's text classifier: one row per synonym (templates averaged), grouped per class."""
+    from vitamin_dense.text.classifier import group_synonyms
+    clf = TextClassifier(MODEL, weights_file, templates='vild', disk_cache=False)
+    rows = clf.encode_synonyms('kitten, cat; dog')
+    templates = get_templates('vild')
+    expected = torch.stack([
+        F.normalize(_encode_ref(reference, [t.format(n) for t in templates]).mean(0), dim=0)
+        for n in ('kitten', 'cat', 'dog')])
+    torch.testing.assert_close(rows, expected, atol=1e-5, rtol=1e-5)
+    # the class mean is the normalised mean of the same rows
+    torch.testing.assert_close(clf.encode('kitten, cat; dog')[0],
+                               F.normalize(rows[:2].mean(0), dim=0), atol=1e-6, rtol=1e-6)
+    grouped = group_synonyms(torch.arange(6.0)[:, None], [2, 1, 3])
+    assert grouped[..., 0].tolist() == [[0, 1, 0], [2, 2, 2], [3, 4, 5]]  # repeats pad
+    with pytest.raises(ValueError):
+        group_synonyms(rows, [2, 0, 1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os.path as osp
 import sys
 
@@ -32,12 +33,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         p = sub.add_parser(kind, help=f'convert a released {kind} checkpoint')
         p.add_argument('src', help='the released checkpoint')
         p.add_argument('dst', help='where to write our checkpoint')
-        importlib.import_module(module).add_arguments(p)
+        if importlib.util.find_spec(module) is not None:  # each converter lands on its own
+            importlib.import_module(module).add_arguments(p)
     return parser.parse_args(argv)
 
 
 def main() -> int:
     args = parse_args()
+    if importlib.util.find_spec(CONVERTERS[args.kind]) is None:
+        from vitamin_dense.errors import ConfigError
+        raise ConfigError(f'no {args.kind} converter in this version ({CONVERTERS[args.kind]})')
     importlib.import_module(CONVERTERS[args.kind]).convert(args)
     return 0
 

@@ -104,12 +104,12 @@ def build_model(args: argparse.Namespace):
         model = build_fcclip_predictor(args.config, args.checkpoint).model
     elif args.random_init:
         from vitamin_dense.engine.config import load_config
-        from vitamin_dense.registry import MODELS, register_all_modules
+        from vitamin_dense.registry import build_model, register_all_modules
         register_all_modules(init_default_scope=False)
         cfg = load_config(args.config)
         cfg.model.backbone.weights = None
         cfg.model.setdefault('text_encoder', {})['weights'] = None
-        model = MODELS.build(cfg.model)
+        model = build_model(cfg.model)
     else:
         raise ConfigError('fcclip export needs --checkpoint CKPT (or --random-init)')
     info['source'].update(config=args.config, checkpoint=args.checkpoint)

@@ -36,7 +36,7 @@ done
 log() { echo "[setup] $*" >&2; }
 
 # pip must not read this machine's pip config: it offers a CPU-only torch
-# wheel that does not match the registry's torchvision (see DESIGN.md).
+# wheel that does not match the registry's torchvision (see docs/ARCHITECTURE.md, "Design notes").
 PIP=("$VENV/bin/python" -m pip --isolated --disable-pip-version-check)
 
 mkdir -p "$HOME_DIR" "$WHEELS"

@@ -6,14 +6,15 @@ back to MMEngine's; components of other OpenMMLab packages are reached with
 their scope prefix (``type='mmdet.HungarianAssigner'``).
 
 :func:`register_openmmlab_alias` additionally makes a module reachable from
-mmdet's and mmseg's own registries, so that a stock MMDetection or
-MMSegmentation config can name it without a scope prefix.
+mmdet's or mmseg's own registry (the one it belongs to), so that a stock
+MMDetection or MMSegmentation config can name it without a scope prefix; a
+name that already means something else there is an error, never skipped.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Callable, List, Tuple, Type
+from typing import Any, Callable, Optional, Tuple, Type
 
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -70,9 +71,18 @@ VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE,
                        locations=['vitamin_dense.visualization'])
 
-# (package, registry attribute) pairs that stock configs build from.
-_OPENMMLAB_TARGETS: Tuple[Tuple[str, str], ...] = (('mmdet', 'MODELS'), ('mmseg', 'MODELS'))
-_PENDING_ALIASES: List[Tuple[Type, Tuple[str, ...]]] = []
+# The OpenMMLab packages whose stock configs may name our modules without a
+# scope prefix. Each class is aliased only into the package(s) it belongs to:
+# detectors, detection heads and necks into mmdet, segmentors into mmseg, the
+# backbone (and what both kinds of config use) into both.
+OPENMMLAB_PACKAGES: Tuple[str, ...] = ('mmdet', 'mmseg')
+
+
+class RegistryClashError(KeyError):
+    """A name we alias into an OpenMMLab registry already means another module there."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 def _openmmlab_registry(package: str, attr: str):
@@ -86,31 +96,71 @@ def _openmmlab_registry(package: str, attr: str):
     return getattr(module, attr, None)
 
 
-def register_openmmlab_alias(*packages: str) -> Callable[[Type], Type]:
-    """Class decorator: also register the class in mmdet's / mmseg's MODELS.
+def _lookup(registry: Registry, name: str):
+    """What ``name`` means in ``registry`` (its own modules first, then its parents')."""
+    node = registry
+    while node is not None:
+        if name in node.module_dict:
+            return node.module_dict[name]
+        node = node.parent
+    return None
+
+
+def alias_into(cls: Type, package: str, registry: str = 'MODELS',
+               name: Optional[str] = None) -> bool:
+    """Register ``cls`` in ``<package>.registry.<registry>`` as ``name`` (default: class name).
+
+    The package's own modules are imported first (its registry's lazy
+    ``locations``), so that a name it defines is seen. If ``name`` already
+    means another module there, or in the registries it falls back to
+    (MMEngine's root, where mmcv registers its layers), a stock config would
+    silently get one or the other: :class:`RegistryClashError` is raised.
+    Registering the same class again (re-import) is a no-op. Returns False
+    when the package is not installed or does not import (it is optional).
+    """
+    if package not in OPENMMLAB_PACKAGES:
+        raise ValueError(f'unknown OpenMMLab package {package!r}; '
+                         f'choose from {list(OPENMMLAB_PACKAGES)}')
+    target = _openmmlab_registry(package, registry)
+    if target is None:
+        return False
+    key = name or cls.__name__
+    target.import_from_location()
+    existing = _lookup(target, key)
+    if existing is cls:
+        return True
+    if existing is not None:
+        where = f'{existing.__module__}.{existing.__qualname__}'
+        raise RegistryClashError(
+            f"cannot alias {cls.__module__}.{cls.__qualname__} into {package}'s {registry} as "
+            f"'{key}': that name already means {where} there; rename one of them")
+    target.register_module(name=key, module=cls)
+    return True
+
+
+def register_openmmlab_alias(*packages: str, registry: str = 'MODELS',
+                             name: Optional[str] = None) -> Callable[[Type], Type]:
+    """Class decorator: also register the class in the named packages' registries.
 
     The class must already be (or be about to be) registered in our own
-    registry; the alias only adds a second name in the other scopes. Packages
-    that are not installed, or fail to import, are skipped silently: the core
-    toolkit does not need them.
+    registry; the alias adds the same class under the same name in the
+    package's scope, so that a stock config with ``default_scope='mmdet'``
+    (or ``'mmseg'``) names it without the ``vitamin_dense.`` prefix.
+    Packages are named explicitly (``@register_openmmlab_alias('mmdet')``):
+    each class goes where it belongs. Packages that are not installed, or
+    fail to import, are skipped: the core toolkit does not need them. A name
+    clash raises :class:`RegistryClashError`.
     """
-    targets = packages or tuple(p for p, _ in _OPENMMLAB_TARGETS)
+    if not packages:
+        raise ValueError('register_openmmlab_alias needs the package(s) the class belongs to, '
+                         f'among {list(OPENMMLAB_PACKAGES)}')
 
     def decorator(cls: Type) -> Type:
-        _PENDING_ALIASES.append((cls, tuple(targets)))
-        _apply_alias(cls, targets)
+        for package in packages:
+            alias_into(cls, package, registry, name)
         return cls
 
     return decorator
-
-
-def _apply_alias(cls: Type, packages: Tuple[str, ...]) -> None:
-    for package, attr in _OPENMMLAB_TARGETS:
-        if package not in packages:
-            continue
-        registry = _openmmlab_registry(package, attr)
-        if registry is not None and cls.__name__ not in registry.module_dict:
-            registry.register_module(module=cls)
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
@@ -118,11 +168,26 @@ def register_all_modules(init_default_scope: bool = True) -> None:
 
     Args:
         init_default_scope: also make ``vitamin_dense`` the current default
-            scope of MMEngine (what ``default_scope`` in a config does).
+            scope of MMEngine (what ``default_scope`` in a config does), even
+            when another scope (``mmdet`` after an mmdet tool, say) is
+            current, as mmdet's and mmseg's ``register_all_modules`` do.
     """
     importlib.import_module('vitamin_dense')  # imports and registers every sub-package
     if init_default_scope:
-        from mmengine.registry import DefaultScope
-        if DefaultScope.get_current_instance() is None or \
-                not DefaultScope.check_instance_created(SCOPE):
-            DefaultScope.get_instance(SCOPE, scope_name=SCOPE)
+        from mmengine.registry import init_default_scope as _init_default_scope
+        _init_default_scope(SCOPE)
+
+
+def build_model(cfg: Any) -> Any:
+    """Build a model config of ours whatever MMEngine's current default scope is.
+
+    MMEngine resolves an unprefixed ``type`` in the *current* default scope;
+    after an mmdet tool or config (``default_scope='mmdet'``) that scope's
+    registry cannot see our classes (``OwlDetector``, ``TextClassifier``,
+    ...). The API builders (demos, exports, converters) therefore build in
+    our scope for the duration of the call and leave the caller's scope as
+    it was.
+    """
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(SCOPE):
+        return MODELS.build(cfg)

@@ -40,6 +40,7 @@ model = dict(
         with_clip_map=False,
         return_tuple=True,
         test_stride=112,            # overlapping windows at test time (224 px window)
+        grad_checkpointing=True,    # fine-tuning memory bounded by the budget (per chunk)
         memory_budget_mb=4096),
     decode_head=dict(in_channels=backbone_channels, num_classes=150, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=backbone_channels[2], num_classes=150, norm_cfg=norm_cfg),

@@ -1,7 +1,8 @@
 # Sliding F-ViT, ViTamin-L-336, OV-COCO (48 base classes for training; AP50 on the
 # 17 novel classes is the benchmark number: 37.5 published, ViT-L/14 36.1).
 # Published recipe (ViTamin's vitamin_fvit, MMDetection 2.x): input 896 with
-# large-scale jitter, frozen ViTamin-L (window 336, stride 168 -> 160 here),
+# large-scale jitter (test: longer side 896, padded to 896 x 896), frozen
+# ViTamin-L (window 336, stride 168, the released window placement),
 # AdamW lr 1e-4 wd 0.1, grad clip 1.0, batch 64 (8 GPUs x 8), 3 epochs, fp16,
 # linear warm-up 250 iterations, no decay; test-time ensemble alpha 0.1,
 # beta 0.8, CLIP temperature 75; background loss weight 0.6.

@@ -3,8 +3,7 @@
 # Published recipe: as OV-COCO, plus a class-agnostic mask head, 48 epochs with
 # lr steps at 32 and 44, background loss weight 0.9, test-time ensemble alpha
 # 0.1, beta 0.4, CLIP temperature 50, 300 detections per image (score >= 1e-4).
-# Deviation: the published LVIS model normalises its RPN convs (a custom head);
-# mmdet 3.x's RPNHead has no norm option, and this config keeps the stock head.
+# The published LVIS model normalises its two RPN convs (FViTRPNHead with norm_cfg).
 # Training samples images uniformly, as published (the data set base config's
 # repeat-factor sampling, LVIS' usual remedy, is switched off here).
 #
@@ -22,6 +21,7 @@ model = dict(
     data_preprocessor=dict(
         pad_mask=True,
         batch_augments=[dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)]),
+    rpn_head=dict(type='FViTRPNHead', norm_cfg=norm_cfg),
     roi_head=dict(
         bbox_head=dict(background_weight=0.9, clip_temperature=50.0, alpha=0.1, beta=0.4),
         mask_roi_extractor=dict(

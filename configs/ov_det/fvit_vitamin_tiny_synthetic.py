@@ -28,16 +28,18 @@ test_evaluator = val_evaluator
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     window_stride=32,  # half the 64 px window, as F-ViT's 168 of 336
+    window_placement='aligned',  # new training: windows on the token grid
     backbone=dict(model_name='ViTamin-Tiny', weights=None, out_block_indices=(0, ),
                   memory_budget_mb=512),
     adapter=dict(norm='BN'),
-    text_encoder=dict(templates=['{}']),  # random text towers separate bare names best
+    # random text towers separate bare names best
+    text_encoder=dict(_delete_=True, type='TextClassifier', templates=['{}']),
     neck=dict(out_channels=64, norm_cfg=norm_cfg),
     rpn_head=dict(in_channels=64, feat_channels=64,
                   anchor_generator=dict(scales=[4], strides=[4, 8, 16, 32, 64])),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(embed_dim=64, in_channels=64, conv_out_channels=64, fc_out_channels=128,
+        bbox_head=dict(embed_dim=64, in_channels=64, conv_out_channels=64, fc_out_channels=64,
                        norm_cfg=norm_cfg, clip_temperature=50.0),
         clip_roi_extractor=dict(out_channels=64)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200),

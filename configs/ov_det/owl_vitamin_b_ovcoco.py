@@ -1,9 +1,10 @@
 # The ViTamin-L-336 recipe (owl_vitamin_l_ovcoco.py) on ViTamin-B (224 px windows, CLIP
-# embedding 512): same data, schedule and losses; test stride 160 px.
+# embedding 512): same data, schedule, losses and fine-tuning; stride 224 (its window) in
+# training and at test.
 _base_ = './owl_vitamin_l_ovcoco.py'
 
 model = dict(
     backbone=dict(model_name='ViTamin-B', weights='datacomp1b', train_stride=224,
-                  test_stride=160),
+                  test_stride=224),
     text_encoder=dict(model_name='ViTamin-B', weights='datacomp1b'),
 )

@@ -20,6 +20,16 @@ model = dict(
         std=[68.5005327, 66.6321579, 70.32316305],
         bgr_to_rgb=True, pad_val=0, seg_pad_val=255))
 
+# Its own, cheaper input (not the FC-CLIP recipe's 1344 px of the base data set
+# config): the shorter side at 640 px, as mmseg's ADE20K configs.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmseg.Resize', scale=(2560, 640), keep_ratio=True),
+    dict(type='mmseg.LoadAnnotations'),
+    dict(type='mmseg.PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(visualization=dict(type='mmseg.SegVisualizationHook', draw=False))

@@ -21,6 +21,9 @@ model = dict(
     backbone=dict(model_name='ViTamin-Tiny', weights=None, train_stride=64, test_stride=32,
                   memory_budget_mb=512),
     text_encoder=dict(disk_cache=False),
+    # cheaper than the published model: no learned global position maps (those are
+    # sized for the 1344 px input; here LSJ crops vary in size)
+    global_pos_embed=None,
     head=dict(hidden_dim=64, num_queries=16, num_decoder_layers=3, num_heads=4,
               pixel_decoder=dict(num_layers=2, ffn_channels=128, num_groups=8),
               transformer_decoder=dict(ffn_channels=256)),

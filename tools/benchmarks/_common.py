@@ -262,6 +262,14 @@ def matmul_rate(device: torch.device, precision: str = 'fp32', n: Optional[int] 
             'tflops': 2 * n ** 3 / best / 1e12}
 
 
+def worker_device(spec: Dict[str, Any]) -> torch.device:
+    """A measurement's device (``spec['device']``), after setting ``spec['threads']``."""
+    from vitamin_dense.apis import resolve_device
+    if spec.get('threads'):
+        torch.set_num_threads(int(spec['threads']))
+    return resolve_device(spec.get('device', 'auto'))
+
+
 def device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
@@ -271,4 +279,4 @@ def device_name(device: torch.device) -> str:
 __all__ = ['MB', 'PeakMemory', 'rss_bytes', 'max_rss_bytes', 'time_calls', 'synchronize',
            'run_isolated', 'format_table', 'parse_size', 'device_name', 'add_run_arguments',
            'run_measurements', 'memory_footnote', 'code_root', 'precision_context',
-           'matmul_rate', 'REPO']
+           'matmul_rate', 'worker_device', 'REPO']

@@ -109,7 +109,7 @@ def build_detector(config: Optional[str] = None, checkpoint: Optional[str] = Non
     (mmdet's) is dropped: inference needs neither mmcv nor mmdet.
     """
     from ..engine.checkpoint import load_runner_checkpoint
-    from ..registry import MODELS
+    from ..registry import build_model
     state = None
     cfg = None
     if checkpoint is not None:
@@ -147,7 +147,7 @@ def build_detector(config: Optional[str] = None, checkpoint: Optional[str] = Non
         backbone['weights'] = None
         text['weights'] = None
     model_cfg['text_encoder'] = text
-    detector = MODELS.build(model_cfg)
+    detector = build_model(model_cfg)
     if state is not None:
         _load_state(detector, state, checkpoint)
     return detector.to(device).eval(), input_size

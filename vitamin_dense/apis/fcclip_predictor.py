@@ -204,7 +204,10 @@ class FCCLIPPredictor:
         for image in images:
             start = time.perf_counter()
             h, w = image.processed_size
-            bgr = torch.from_numpy(np.ascontiguousarray(image.processed[..., ::-1]))
+            rgb = image.processed
+            if model.fixed_input_size:  # global position maps: the published test input
+                rgb, (h, w) = _resize_and_pad(rgb, model.fixed_input_size)
+            bgr = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1]))
             sample = BaseDataElement(metainfo=dict(img_shape=(h, w), ori_shape=image.size))
             with torch.inference_mode():
                 data = model.data_preprocessor(
@@ -240,6 +243,20 @@ class FCCLIPPredictor:
                                         boxes=inst.bboxes[order].cpu().numpy())
             results.append(result)
         return results
+
+
+def _resize_and_pad(rgb: np.ndarray, size: int) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Sliding FC-CLIP's test input: the longer side resized to ``size``, then zero-padded
+    (black, before normalisation) to ``size x size``; returns it and the resized size."""
+    import cv2
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
+    if (nh, nw) != (h, w):
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    out = np.zeros((size, size, 3), dtype=rgb.dtype)
+    out[:nh, :nw] = rgb
+    return out, (nh, nw)
 
 
 def _low_res_semantic(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -285,7 +302,7 @@ def build_fcclip_predictor(config: Optional[str] = None, checkpoint: Optional[st
                           'the training-free model')
     from ..engine.checkpoint import load_runner_checkpoint
     from ..engine.config import load_config
-    from ..registry import MODELS, register_all_modules
+    from ..registry import build_model, register_all_modules
     register_all_modules(init_default_scope=False)
     cfg = load_config(config, cfg_options)
     if 'model' not in cfg or cfg.model.get('type') != 'FCCLIPSegmentor':
@@ -301,7 +318,7 @@ def build_fcclip_predictor(config: Optional[str] = None, checkpoint: Optional[st
     model_cfg.backbone.progress = progress
     if memory_budget_mb is not None:
         model_cfg.backbone.memory_budget_mb = memory_budget_mb
-    model = MODELS.build(model_cfg)
+    model = build_model(model_cfg)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith('criterion')]
     if missing or unexpected:

@@ -6,6 +6,9 @@ from the Hugging Face hub), a hub id (``'hf-hub:org/repo'`` or
 ``.pt`` / ``.bin`` / ``.pth`` read with ``torch.load(weights_only=True)``).
 Untrusted files are never unpickled. Every failure becomes a
 :class:`~vitamin_dense.errors.WeightsError` with a one-line message.
+
+State dicts are accepted in the layouts ``open_clip.load_checkpoint`` converts
+for ViTamin (see :func:`convert_clip_state_dict`), and then loaded strictly.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import logging
 import os
 import pickle
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import open_clip
 import torch
@@ -145,6 +148,9 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
 
 
 def _unwrap_state_dict(obj, path: str) -> Dict[str, torch.Tensor]:
+    """The weights of a checkpoint: a bare state dict, or one wrapped in ``state_dict``
+    (open_clip's training checkpoints, MMEngine), ``model`` or ``module``; a
+    ``module.`` prefix (DDP) on every key is removed, as open_clip does."""
     if isinstance(obj, dict):
         for key in ('state_dict', 'model', 'module'):
             if key in obj and isinstance(obj[key], dict):
@@ -158,12 +164,116 @@ def _unwrap_state_dict(obj, path: str) -> Dict[str, torch.Tensor]:
     return obj
 
 
+# Keys of the text tower at the top level of the old (pre-``custom_text``) CLIP layout.
+_OLD_TEXT_KEYS = ('text_projection', 'positional_embedding', 'token_embedding', 'transformer',
+                  'ln_final')
+
+
+def _is_timm_layout(state: Dict[str, torch.Tensor]) -> bool:
+    """A bare timm ViTamin (``timm.create_model('vitamin_*')``): trunk keys at the top."""
+    return 'pos_embed' in state and any(k.startswith('patch_embed.') for k in state)
+
+
+def _from_timm_layout(state: Dict[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
+    """timm's ViTamin keys -> open_clip's image tower (``trunk.*``, ``head.proj``).
+
+    timm keeps the CLIP projection as its classifier ``head`` (a Linear whose
+    bias timm's own checkpoint filter sets to zero); open_clip's ``head.proj``
+    has no bias, so a non-zero one cannot be represented.
+    """
+    out = OrderedDict()
+    for key, value in state.items():
+        if key == 'head.weight':
+            out['head.proj.weight'] = value
+        elif key == 'head.bias':
+            if value.abs().max().item() > 0:
+                raise WeightsError(f'weights {source}: the timm head has a non-zero bias, which '
+                                   "open_clip's ViTamin projection has no place for; is this a "
+                                   'ViTamin CLIP image tower?')
+        else:
+            out['trunk.' + key] = value
+    return out
+
+
+def convert_clip_state_dict(state: Dict[str, torch.Tensor], model: nn.Module, source: str
+                            ) -> Tuple[nn.Module, Dict[str, torch.Tensor], List[str]]:
+    """Bring a ViTamin state dict into ``model``'s layout, as ``open_clip.load_checkpoint`` does.
+
+    Handles the layouts open_clip (and timm, for the image tower) convert:
+
+    * the old CLIP layout with the text tower at the top level
+      (``positional_embedding``, ``transformer.*``, ...) -> ``text.*``
+      (``open_clip.model.convert_to_custom_text_state_dict``; ViTamin is a
+      ``CustomTextCLIP``);
+    * a 0-d / 1-d ``logit_scale`` of the other shape;
+    * a text ``positional_embedding`` of another context length, resized
+      linearly (``open_clip.model.resize_text_pos_embed``);
+    * an image-tower-only state dict (``trunk.*``, ``head.proj.weight``) or a
+      timm one (``pos_embed``, ``patch_embed.*``, ``blocks.*``, ``head.weight``);
+    * a trunk ``pos_embed`` of another grid, resampled bicubically
+      (``timm.layers.resample_abs_pos_embed``, as timm's checkpoint filter).
+
+    Not applicable to ViTamin and not handled: the OpenAI / big_vision /
+    MobileCLIP conversions, ``visual.positional_embedding`` (open_clip's own
+    ViT only) and Hugging Face text towers' ``position_ids``.
+
+    Returns the module to load into (``model`` or ``model.visual``), the
+    converted state dict (a new dict; ``state`` is not modified) and
+    human-readable notes of the conversions applied.
+    """
+    from open_clip.model import convert_to_custom_text_state_dict, resize_text_pos_embed
+    notes: List[str] = []
+    state = OrderedDict(state)
+    target: nn.Module = model
+    if _is_timm_layout(state):
+        state = _from_timm_layout(state, source)
+        notes.append('timm layout -> open_clip image tower')
+    if any(k.startswith('trunk.') for k in state):
+        target = model.visual  # image tower only: the text tower keeps its own weights
+    elif 'positional_embedding' in state and not hasattr(model, 'positional_embedding'):
+        converted = convert_to_custom_text_state_dict(state)
+        if converted is not state:
+            state = OrderedDict(converted)
+            notes.append('text tower moved under text.')
+    if target is model:
+        scale = state.get('logit_scale')
+        if scale is not None and scale.ndim != model.logit_scale.ndim:
+            state['logit_scale'] = scale.reshape(model.logit_scale.shape)
+        text_pos = state.get('text.positional_embedding')
+        own_pos = getattr(getattr(model, 'text', None), 'positional_embedding', None)
+        if text_pos is not None and own_pos is not None and text_pos.ndim == 2 and \
+                text_pos.shape[1] == own_pos.shape[1] and text_pos.shape[0] != own_pos.shape[0]:
+            resize_text_pos_embed(state, model)
+            notes.append(f'text positional_embedding resized {text_pos.shape[0]} -> '
+                         f'{own_pos.shape[0]}')
+    prefix = 'trunk.' if target is not model else 'visual.trunk.'
+    pos = state.get(prefix + 'pos_embed')
+    trunk = model.visual.trunk
+    if pos is not None and trunk.pos_embed is not None and pos.ndim == 3 and \
+            pos.shape[-1] == trunk.pos_embed.shape[-1] and pos.shape[1] != trunk.pos_embed.shape[1]:
+        side = int(round(pos.shape[1] ** 0.5))
+        if side * side == pos.shape[1]:
+            from timm.layers import resample_abs_pos_embed
+            grid = list(trunk.patch_embed.grid_size)
+            state[prefix + 'pos_embed'] = resample_abs_pos_embed(
+                pos, new_size=grid, old_size=[side, side], num_prefix_tokens=0,
+                interpolation='bicubic', antialias=True)
+            notes.append(f'pos_embed resampled {side}x{side} -> {grid[0]}x{grid[1]} tokens')
+    return target, state, notes
+
+
 def load_weights_into(model: nn.Module, state: Dict[str, torch.Tensor], model_name: str,
-                      source: str) -> None:
-    """Load a full-CLIP or image-tower-only state dict strictly, explaining mismatches."""
-    # A full CLIP checkpoint has 'visual.*' and 'text.*' keys; an image-tower-only
-    # one (what timm-style exports hold) starts at 'trunk.*' / 'head.*'.
-    target = model.visual if any(k.startswith('trunk.') for k in state) else model
+                      source: str, require_text: bool = False) -> None:
+    """Load a full-CLIP or image-tower-only state dict strictly, explaining mismatches.
+
+    The state dict may be in any layout :func:`convert_clip_state_dict`
+    handles. ``require_text``: the caller needs the text tower, so
+    image-tower-only weights are an error rather than a random text tower.
+    """
+    target, state, notes = convert_clip_state_dict(state, model, source)
+    if require_text and target is not model:
+        raise WeightsError(f'weights {source} hold only the image tower; the text encoder needs '
+                           f'a full CLIP checkpoint of {model_name} (image and text towers)')
     result_missing, result_unexpected, bad_shapes = _compare(target, state)
     if result_missing or result_unexpected or bad_shapes:
         examples = (bad_shapes + result_missing + result_unexpected)[:2]
@@ -171,6 +281,9 @@ def load_weights_into(model: nn.Module, state: Dict[str, torch.Tensor], model_na
             f"weights {source} do not fit {model_name}: {len(result_missing)} missing, "
             f"{len(result_unexpected)} unexpected, {len(bad_shapes)} mis-shaped keys "
             f"(e.g. {', '.join(examples)}); check --model matches the weights")
+    for note in notes:
+        (logger.warning if 'resampled' in note or 'resized' in note else logger.info)(
+            'weights %s: %s', source, note)
     target.load_state_dict(state, strict=True)
 
 
@@ -184,23 +297,28 @@ def _compare(module: nn.Module, state: Dict[str, torch.Tensor]):
 
 
 def create_vitamin_clip(model_name: str, weights: Optional[str] = None,
-                        cache_dir: Optional[str] = None) -> Tuple[nn.Module, VariantInfo]:
+                        cache_dir: Optional[str] = None,
+                        require_text: bool = False) -> Tuple[nn.Module, VariantInfo]:
     """Build the open_clip CLIP model of a ViTamin variant and load weights.
 
     Returns the model (fp32, on CPU, in eval mode) and the variant's info.
     ``weights=None`` (or ``'random'``) gives a randomly initialised model.
+    ``require_text``: refuse image-tower-only weights (text encoders).
     """
     variant = get_variant(model_name)
     kwargs = {}
     if variant.force_image_size:
         kwargs['force_image_size'] = variant.force_image_size
+    if torch.empty(0).is_meta:  # under `with torch.device('meta')`: shapes only
+        kwargs['device'] = 'meta'
     path = None
     if weights not in RANDOM_INIT:
         path = resolve_weights_file(model_name, weights, cache_dir)
     with _quiet_open_clip():
         model = open_clip.create_model(model_name, pretrained=None, **kwargs)
     if path is not None:
-        load_weights_into(model, read_state_dict(path), model_name, source=path)
+        load_weights_into(model, read_state_dict(path), model_name, source=path,
+                          require_text=require_text)
         logger.info('loaded %s weights from %s', model_name, path)
     else:
         logger.info('%s: random initialisation (no weights)', model_name)

@@ -14,13 +14,25 @@ is bounded by the chunk size plus the stitched outputs, whatever the image
 size. The chunk size is what runs fastest on the device within the memory
 budget (:func:`chunk_size_for_budget`): on a CPU a large batch of windows is
 slower than a few at a time (the activations leave the caches), on a GPU it
-is what fills the device.
+is what fills the device. With gradients the memory bound holds only if each
+chunk's activations are recomputed in the backward pass
+(``ViTaminBackbone(grad_checkpointing=True)``, see ``grad_checkpoint.py``);
+otherwise every chunk's graph is kept.
 
 Shared-convolution mode (``shared_fn``, off in every published recipe): a
 function of the whole padded image (the convolutional stem) runs once, and
 each window gets crops of its maps instead of its pixels. Overlapping
 windows then share that work; near window borders the features differ from
 per-window ones, since a window's own convolutions would see zero padding there.
+It needs ``'aligned'`` placement (windows on the token grid).
+
+Placement. ``'aligned'`` (the default) requires strides that are multiples of
+16, so every window's outputs land exactly on the stitched grids.
+``'published'`` reproduces the released Sliding F-ViT (ViTamin's
+``vitamin_fvit``): any stride (168 for its 336 px window), windows cropped at
+their exact pixel offsets, and each output of stride ``s`` added at
+``floor(offset / s)``; a window at 168 px therefore lands half a token early on
+the stride-16 maps (exactly on the stride-4 and stride-8 ones).
 """
 from __future__ import annotations
 
@@ -35,6 +47,7 @@ from torch import Tensor
 from ..errors import ConfigError
 
 TOKEN_SIZE = 16
+PLACEMENTS = ('aligned', 'published')
 
 WindowFn = Callable[[Union[Tensor, Dict[str, Tensor]]], Dict[str, Tensor]]
 SharedFn = Callable[[Tensor], Dict[str, Tensor]]
@@ -47,11 +60,16 @@ CPU_CHUNK_BYTES = 64 * 2 ** 20
 MAX_CPU_CHUNK = 64
 
 
-def check_stride(stride: int, window: int, align: int = TOKEN_SIZE) -> int:
-    """Validate a window stride: a positive multiple of the token size, at most the window."""
+def check_stride(stride: int, window: int, align: int = TOKEN_SIZE,
+                 placement: str = 'aligned') -> int:
+    """Validate a window stride: a positive multiple of the token size, at most the window
+    (any positive stride with ``placement='published'``)."""
+    check_placement(placement)
     if not isinstance(stride, int) or isinstance(stride, bool):
         raise ConfigError(f'window stride must be an integer, got {stride!r}')
-    if stride <= 0 or stride % align:
+    if placement == 'published' and stride <= 0:
+        raise ConfigError(f'window stride must be positive, got {stride}')
+    if placement == 'aligned' and (stride <= 0 or stride % align):
         lower = max(align, stride // align * align)
         raise ConfigError(
             f'window stride {stride} is not a positive multiple of {align} px (the token size): '
@@ -60,6 +78,14 @@ def check_stride(stride: int, window: int, align: int = TOKEN_SIZE) -> int:
         raise ConfigError(f'window stride {stride} is larger than the window ({window} px): '
                           'parts of the image would be skipped; use a stride <= the window')
     return stride
+
+
+def check_placement(placement: str) -> str:
+    """``'aligned'`` or ``'published'`` (see the module doc)."""
+    if placement not in PLACEMENTS:
+        raise ConfigError(f"unknown window placement '{placement}'; choose from "
+                          f"{', '.join(PLACEMENTS)}")
+    return placement
 
 
 def snap_stride(stride: int, align: int = TOKEN_SIZE) -> int:
@@ -99,13 +125,13 @@ class WindowGrid:
 
 
 def plan_windows(height: int, width: int, window: int, stride: int,
-                 align: int = TOKEN_SIZE) -> WindowGrid:
+                 align: int = TOKEN_SIZE, placement: str = 'aligned') -> WindowGrid:
     """Plan the windows for an image of ``height`` x ``width`` pixels."""
     if height < 1 or width < 1:
         raise ConfigError(f'image of {height}x{width} px has no pixels')
     if window % align:
         raise ConfigError(f'window {window} is not a multiple of {align} px')
-    check_stride(stride, window, align)
+    check_stride(stride, window, align, placement)
     ph = max(window, math.ceil(height / align) * align)
     pw = max(window, math.ceil(width / align) * align)
     return WindowGrid(height, width, ph, pw, window, stride,
@@ -116,7 +142,8 @@ def plan_windows(height: int, width: int, window: int, stride: int,
 def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, stride: int,
                            max_windows_per_chunk: int = 16,
                            progress: bool = False,
-                           shared_fn: Optional[SharedFn] = None) -> Dict[str, Tensor]:
+                           shared_fn: Optional[SharedFn] = None,
+                           placement: str = 'aligned') -> Dict[str, Tensor]:
     """Run ``window_fn`` over sliding windows of ``images`` and stitch its outputs.
 
     Args:
@@ -125,13 +152,15 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
             feature maps ``(n, C_k, window / s_k, window / s_k)``; ``s_k`` (the
             stride of output ``k``) must divide 16.
         window: window size in pixels (the model's pretraining resolution).
-        stride: distance between window starts, a multiple of 16.
+        stride: distance between window starts, a multiple of 16 (any with
+            ``placement='published'``).
         max_windows_per_chunk: windows run together in one call of ``window_fn``.
         progress: show a progress bar over the chunks.
         shared_fn: shared-convolution mode: maps the whole zero-padded image
             batch ``(B, C, Hp, Wp)`` once to a dict of maps whose strides
             divide 16; ``window_fn`` then receives, instead of a batch of
             windows, a dict of those maps cropped to the windows.
+        placement: ``'aligned'`` or ``'published'`` (see the module doc).
 
     Returns:
         Dict of stitched maps ``(B, C_k, ceil(H / s_k), ceil(W / s_k))``: each
@@ -141,8 +170,11 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
         raise ValueError(f'expected images of shape (B, C, H, W), got {tuple(images.shape)}')
     if max_windows_per_chunk < 1:
         raise ConfigError('max_windows_per_chunk must be at least 1')
+    if shared_fn is not None and placement != 'aligned':
+        raise ConfigError("shared-convolution mode needs placement='aligned' "
+                          f'(windows on the token grid), got {placement!r}')
     b, _, h, w = images.shape
-    grid = plan_windows(h, w, window, stride)
+    grid = plan_windows(h, w, window, stride, placement=placement)
     jobs = [(i, y, x) for i in range(b) for (y, x) in grid.positions]
     chunks = [jobs[i:i + max_windows_per_chunk] for i in range(0, len(jobs), max_windows_per_chunk)]
     iterator = chunks
@@ -175,7 +207,7 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
             size = window // scale
             acc = sums[name]
             for k, (i, y, x) in enumerate(chunk):
-                ys, xs = y // scale, x // scale
+                ys, xs = y // scale, x // scale  # floor: exact unless 'published'
                 acc[i, :, ys:ys + size, xs:xs + size] += out[k]
     results = {}
     for name, acc in sums.items():
@@ -276,4 +308,5 @@ def chunk_size_for_budget(per_window_bytes: int, budget_mb: Optional[float],
 
 __all__: Sequence[str] = (
     'TOKEN_SIZE', 'WindowGrid', 'check_stride', 'snap_stride', 'window_starts', 'plan_windows',
-    'sliding_window_forward', 'count_windows', 'chunk_size_for_budget', 'preferred_chunk_size')
+    'sliding_window_forward', 'count_windows', 'chunk_size_for_budget', 'preferred_chunk_size',
+    'PLACEMENTS', 'check_placement')

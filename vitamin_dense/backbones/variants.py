@@ -22,12 +22,13 @@ from ..errors import ConfigError
 _CONFIG_DIR = os.path.join(os.path.dirname(__file__), 'model_configs')
 
 # open_clip's ViTamin-XL-384.json says image_size 256 although the weights and
-# the timm architecture are 384 px (see DESIGN.md).
+# the timm architecture are 384 px (see docs/ARCHITECTURE.md, "Design notes").
 _FORCED_IMAGE_SIZE: Dict[str, int] = {'ViTamin-XL-384': 384}
 
 # Tiny variants defined by this package (their open_clip JSON lives in
-# model_configs/). They are random-init only.
-TINY_VARIANTS = ('ViTamin-Tiny', 'ViTamin-Tiny-96')
+# model_configs/). They are random-init only. ViTamin-Tiny-T8 is ViTamin-Tiny
+# with a width-8 text tower: whole-model checkpoints of a few MB (test fixtures).
+TINY_VARIANTS = ('ViTamin-Tiny', 'ViTamin-Tiny-96', 'ViTamin-Tiny-T8')
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ and the backbone returns, stitched over sliding windows:
 
 * ``s4``, ``s8``: the two MBConv stages,
 * ``s16``: the final tokens (before ``fc_norm``) as a map,
-* ``s32``: the stitched ``s16`` map max-pooled by 2,
+* ``s32``: the stitched ``s16`` map max-pooled by 2 (``s32_mode='max_pool'``, as
+  F-ViT) or subsampled, ``s16[..., ::2, ::2]`` (``'subsample'``, as Sliding FC-CLIP),
 * ``clip``: the dense CLIP map, per token ``proj(fc_norm(token))`` (stride 16),
 * optionally ``block{i}``: the tokens after ViT block ``i`` (stride 16).
 
@@ -32,13 +33,15 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import MODELS, register_openmmlab_alias
 from .clip_loader import create_vitamin_clip, describe_weights
-from .sliding_window import (TOKEN_SIZE, check_stride, chunk_size_for_budget,
+from .grad_checkpoint import checkpointed_window_fn, resolve_mode, run_units
+from .sliding_window import (TOKEN_SIZE, check_placement, check_stride, chunk_size_for_budget,
                              sliding_window_forward)
 
 logger = logging.getLogger(__name__)
 
 LEVELS = ('s4', 's8', 's16', 's32')
 LEVEL_STRIDES = {'s4': 4, 's8': 8, 's16': 16, 's32': 32, 'clip': 16}
+S32_MODES = ('max_pool', 'subsample')
 
 
 class ShapeSpec(Tuple[int, int]):
@@ -60,7 +63,7 @@ class ShapeSpec(Tuple[int, int]):
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet', 'mmseg')
 class ViTaminBackbone(BaseModule):
     """ViTamin trunk with a sliding-window feature extractor.
 
@@ -89,10 +92,23 @@ class ViTaminBackbone(BaseModule):
             :func:`~vitamin_dense.backbones.sliding_window.chunk_size_for_budget`).
         shared_conv: compute the stem and MBConv stages once over the whole
             image and crop them per window (faster with overlapping windows;
-            features differ near window borders; off in every published recipe).
-        grad_checkpointing: recompute ViT blocks in backward (fine-tuning).
+            features differ near window borders; off in every published recipe;
+            ``'aligned'`` placement only).
+        grad_checkpointing: recompute activations in the backward pass when
+            fine-tuning, so memory stays bounded: ``'chunk'`` (each chunk of
+            windows; what True means), ``'block'`` (the stem, every MBConv
+            and ViT block), ``'both'``, or False (see ``grad_checkpoint.py``).
+        s32_mode: how ``s32`` is made from the stitched ``s16`` map:
+            ``'max_pool'`` (2x2 max-pool, as the ViTamin F-ViT port) or
+            ``'subsample'`` (every second token, as the Sliding FC-CLIP port).
         progress: progress bar when an image has many windows.
         cache_dir: where hub downloads go (default: Hugging Face's cache).
+        window_placement: ``'aligned'`` (strides are multiples of 16 px) or
+            ``'published'``: the released Sliding F-ViT's placement (any stride,
+            outputs placed at ``floor(offset / stride)``, see
+            :mod:`.sliding_window`), whose dense CLIP map is
+            ``proj(fc_norm(.))`` of the window-averaged tokens instead of the
+            average of per-window projections.
     """
 
     def __init__(self,
@@ -110,27 +126,34 @@ class ViTaminBackbone(BaseModule):
                  max_windows_per_chunk: Optional[int] = None,
                  memory_budget_mb: Optional[float] = 2048,
                  shared_conv: bool = False,
-                 grad_checkpointing: bool = False,
+                 grad_checkpointing: Union[bool, str] = False,
                  progress: bool = False,
                  cache_dir: Optional[str] = None,
+                 s32_mode: str = 'max_pool',
+                 window_placement: str = 'aligned',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.window_placement = check_placement(window_placement)
         unknown = [lvl for lvl in out_levels if lvl not in LEVELS]
         if unknown:
             raise ConfigError(f'unknown output level(s) {unknown}; choose from {list(LEVELS)}')
+        if s32_mode not in S32_MODES:
+            raise ConfigError(f"unknown s32_mode '{s32_mode}'; choose from {list(S32_MODES)}")
+        self.s32_mode = s32_mode
         clip_model, variant = create_vitamin_clip(model_name, weights, cache_dir=cache_dir)
         self.model_name = model_name
         self.weights = describe_weights(weights)
         self.variant = variant
         self.visual = clip_model.visual
-        self.logit_scale_init = float(clip_model.logit_scale.exp().item())
+        self.logit_scale_init = 1 / 0.07 if clip_model.logit_scale.is_meta else \
+            float(clip_model.logit_scale.exp().item())
         del clip_model  # the text tower is the text encoder's business
         trunk = self.trunk
         if trunk.num_prefix_tokens:
             raise ConfigError(f'{model_name}: expected no CLS/register tokens in ViTamin')
         self.window_size = variant.window_size
-        self.train_stride = check_stride(train_stride or self.window_size, self.window_size)
-        self.test_stride = check_stride(test_stride or self.window_size, self.window_size)
+        self.train_stride = self._check_stride(train_stride or self.window_size)
+        self.test_stride = self._check_stride(test_stride or self.window_size)
         depth = len(trunk.blocks)
         bad = [i for i in out_block_indices if not -depth <= i < depth]
         if bad:
@@ -152,13 +175,20 @@ class ViTaminBackbone(BaseModule):
         chunk_size_for_budget(self._per_window_bytes, memory_budget_mb)  # checks the budget
         self.memory_budget_mb = memory_budget_mb
         self.max_windows_per_chunk = max_windows_per_chunk  # None: per device, see the property
+        if shared_conv and self.window_placement != 'aligned':
+            raise ConfigError("shared_conv needs window_placement='aligned' (windows on the "
+                              f'token grid), got {self.window_placement!r}')
         self.shared_conv = shared_conv
         self.frozen = frozen
         self.freeze_clip_head = freeze_clip_head
         self.trainable_blocks = trainable_blocks
         self._set_trainable()
-        if grad_checkpointing:
-            trunk.set_grad_checkpointing(True)
+        self.grad_checkpointing = resolve_mode(grad_checkpointing)
+        self._chunk_fixed = max_windows_per_chunk is not None
+        self._memory_budget_mb = memory_budget_mb
+        self._grad_chunk: Optional[int] = None  # windows per chunk with gradients (lazy)
+        if self.grad_checkpointing in ('block', 'both'):
+            trunk.set_grad_checkpointing(True)  # also when the trunk is called on its own
         # ImageNet-style normalisation of the CLIP preprocessing, on a 0-255 scale.
         cfg = self.visual.preprocess_cfg if hasattr(self.visual, 'preprocess_cfg') else {}
         mean = cfg.get('mean', (0.48145466, 0.4578275, 0.40821073))
@@ -170,6 +200,14 @@ class ViTaminBackbone(BaseModule):
                     'frozen' if frozen else f'trainable blocks: {trainable_blocks or "all"}')
 
     # ------------------------------------------------------------------ set-up
+    def _check_stride(self, stride: int) -> int:
+        return check_stride(stride, self.window_size, placement=self.window_placement)
+
+    def _placement_kwargs(self) -> dict:
+        """``sliding_window_forward`` arguments of the placement (none for the default, so
+        callers that wrap the stitcher, e.g. the ONNX export, see today's call)."""
+        return {} if self.window_placement == 'aligned' else {'placement': self.window_placement}
+
     @property
     def trunk(self) -> nn.Module:
         return self.visual.trunk
@@ -280,9 +318,10 @@ class ViTaminBackbone(BaseModule):
     def forward_conv(self, x: Tensor) -> Dict[str, Tensor]:
         """The stem and MBConv stages (``s4``, ``s8``) of windows or of a whole image."""
         conv = self.trunk.patch_embed.backbone
-        s2 = conv.stem(x)
-        s4 = conv.stages[0](s2)
-        s8 = conv.stages[1](s4)
+        per_block = self.grad_checkpointing in ('block', 'both') and torch.is_grad_enabled()
+        s2 = run_units([conv.stem], x, per_block)
+        s4 = run_units(conv.stages[0], s2, per_block)
+        s8 = run_units(conv.stages[1], s4, per_block)
         return {'s4': s4, 's8': s8}
 
     def forward_window(self, x: Union[Tensor, Dict[str, Tensor]]) -> Dict[str, Tensor]:
@@ -298,6 +337,7 @@ class ViTaminBackbone(BaseModule):
             raise ValueError(f'forward_window expects {w}x{w} windows, got {tuple(x.shape[-2:])}')
         trunk = self.trunk
         conv = trunk.patch_embed.backbone
+        per_block = self.grad_checkpointing in ('block', 'both') and torch.is_grad_enabled()
         conv_maps = x if isinstance(x, dict) else self.forward_conv(x)
         s4, s8 = conv_maps['s4'], conv_maps['s8']
         tokens = trunk.patch_embed.proj(conv.pool(s8))
@@ -305,15 +345,10 @@ class ViTaminBackbone(BaseModule):
         tokens = tokens.flatten(2).transpose(1, 2)
         tokens = trunk.norm_pre(trunk.patch_drop(trunk._pos_embed(tokens)))
         extra = {}
-        want = set(self.out_block_indices)
-        if want or not (trunk.grad_checkpointing and torch.is_grad_enabled()):
-            for i, blk in enumerate(trunk.blocks):
-                tokens = blk(tokens)
-                if i in want:
-                    extra[f'block{i}'] = tokens.transpose(1, 2).reshape(n, d, h, wt)
-        else:
-            from timm.models._manipulate import checkpoint_seq
-            tokens = checkpoint_seq(trunk.blocks, tokens)
+
+        def tap(i: int, out: Tensor) -> None:
+            extra[f'block{i}'] = out.transpose(1, 2).reshape(n, d, h, wt)
+        tokens = run_units(trunk.blocks, tokens, per_block, self.out_block_indices, tap)
         tokens = trunk.norm(tokens)
         out = {'s4': s4, 's8': s8, 's16': tokens.transpose(1, 2).reshape(n, d, h, wt)}
         if self.with_clip_map:
@@ -331,24 +366,38 @@ class ViTaminBackbone(BaseModule):
             stride: window stride; default :attr:`train_stride` in training
                 mode, :attr:`test_stride` in eval mode.
         """
-        stride = check_stride(stride, self.window_size) if stride else self.stride
+        stride = self._check_stride(stride) if stride else self.stride
         keep = list(self.out_levels) + (['clip'] if self.with_clip_map else [])
         keep += [f'block{i}' for i in self.out_block_indices]
         # Stitch only what is returned: a full-resolution s4 map of a large
         # image is by far the biggest buffer, and the CLIP-only users (the
         # training-free segmentor) never need it.
         needed = set(keep) | ({'s16'} if 's32' in keep else set())
+        # 'published': the CLIP map is projected after stitching the tokens.
+        project_after = self.with_clip_map and self.window_placement == 'published'
+        if project_after:
+            needed = (needed - {'clip'}) | {'s16'}
 
         def window_fn(x: Tensor) -> Dict[str, Tensor]:
             return {k: v for k, v in self.forward_window(x).items() if k in needed}
 
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.visual.parameters())
+        chunk = self.max_windows_per_chunk
+        if grad and self.grad_checkpointing in ('chunk', 'both'):
+            window_fn = checkpointed_window_fn(window_fn)
+        if grad and self.grad_checkpointing:
+            chunk = self.grad_windows_per_chunk()
         with torch.set_grad_enabled(grad):
             maps = sliding_window_forward(images, window_fn, self.window_size, stride,
-                                          self.max_windows_per_chunk, progress=self.progress,
-                                          **self._shared_mode())
+                                          chunk, progress=self.progress,
+                                          **self._shared_mode(), **self._placement_kwargs())
+        if project_after:
+            with torch.set_grad_enabled(grad):
+                maps['clip'] = self.clip_project(maps['s16'].permute(0, 2, 3, 1)
+                                                 ).permute(0, 3, 1, 2)
         if 's32' in self.out_levels:
-            maps['s32'] = F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
+            maps['s32'] = maps['s16'][..., ::2, ::2] if self.s32_mode == 'subsample' else \
+                F.max_pool2d(maps['s16'], kernel_size=2, stride=2, ceil_mode=True)
         maps = {k: maps[k] for k in keep}
         if self.return_tuple:
             return tuple(maps[lvl] for lvl in self.out_levels)
@@ -358,6 +407,27 @@ class ViTaminBackbone(BaseModule):
         """``sliding_window_forward``'s extra argument in shared-convolution mode (none
         otherwise, so that the default call is what tools wrapping it expect)."""
         return {'shared_fn': self.forward_conv} if self.shared_conv else {}
+
+    def grad_windows_per_chunk(self) -> int:
+        """Windows per chunk while fine-tuning with gradient checkpointing.
+
+        A recomputed chunk holds its whole forward graph (every activation the
+        backward pass needs), several times the no-gradient peak the budget
+        otherwise sizes chunks by, so chunks get smaller. An explicit
+        ``max_windows_per_chunk`` is kept as given.
+        """
+        if self._chunk_fixed or self._memory_budget_mb is None:
+            return self.max_windows_per_chunk
+        if self._grad_chunk is None:
+            from .grad_checkpoint import window_graph_bytes
+            try:
+                graph = window_graph_bytes(self)
+            except Exception as exc:  # an op without a meta kernel: a measured-ratio guess
+                graph = 8 * self._per_window_bytes
+                logger.warning('could not size the window graph on the meta device (%s); '
+                               'assuming %.0f MB per window', exc, graph / 2 ** 20)
+            self._grad_chunk = chunk_size_for_budget(graph, self._memory_budget_mb)
+        return self._grad_chunk
 
     # -------------------------------------------------------------- CLIP space
     def clip_project(self, tokens: Tensor) -> Tensor:
@@ -385,10 +455,11 @@ class ViTaminBackbone(BaseModule):
 
     def encode_image(self, images: Tensor, stride: Optional[int] = None) -> Tensor:
         """Whole-image CLIP embeddings (mean of the stitched tokens), not normalised."""
-        stride = check_stride(stride, self.window_size) if stride else self.stride
+        stride = self._check_stride(stride) if stride else self.stride
         tokens = sliding_window_forward(
             images, lambda x: {'s16': self.forward_window(x)['s16']}, self.window_size, stride,
-            self.max_windows_per_chunk, **self._shared_mode())['s16']
+            self.max_windows_per_chunk, **self._shared_mode(),
+            **self._placement_kwargs())['s16']
         ones = tokens.new_ones(tokens.shape[0], 1, *tokens.shape[-2:])
         return self.mask_pool(ones, tokens)[:, 0]
 

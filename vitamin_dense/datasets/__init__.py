@@ -27,14 +27,15 @@ if openmmlab_available():
     from .semantic import (ADE20K847Dataset, OpenVocabADE20KDataset, OpenVocabCityscapesDataset,
                            OpenVocabPascalContext59Dataset, OpenVocabPascalVOCDataset,
                            PascalContext459Dataset, PascalVOC20Dataset)
-    from .transforms import LoadWideSemSegAnnotations
+    from .transforms import LoadWideSemSegAnnotations, PILResize
     __all__ += ['SyntheticPanopticDataset', 'SyntheticDetectionDataset',
                 'SyntheticSemanticDataset', 'OVCocoDataset', 'OVLVISDataset',
                 'OpenVocabCocoPanopticDataset', 'OpenVocabADE20KPanopticDataset',
                 'CityscapesPanopticDataset', 'MapillaryPanopticDataset', 'OpenVocabADE20KDataset',
                 'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
                 'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset',
-                'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset', 'LoadWideSemSegAnnotations']
+                'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset', 'LoadWideSemSegAnnotations',
+                'PILResize']
 
     # Stock tools (mmdet's DetInferencer, mmseg's MMSegInferencer) build data sets
     # in their own scope: make ours reachable there too.
@@ -48,3 +49,4 @@ if openmmlab_available():
                  OpenVocabPascalVOCDataset, PascalContext459Dataset, PascalVOC20Dataset):
         alias_into_openmmlab(_cls, 'DATASETS', packages=('mmseg',))
     alias_into_openmmlab(LoadWideSemSegAnnotations, 'TRANSFORMS', packages=('mmseg',))
+    alias_into_openmmlab(PILResize, 'TRANSFORMS', packages=('mmdet', 'mmseg'))

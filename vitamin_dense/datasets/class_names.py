@@ -1,22 +1,28 @@
 """Class names and synonyms of the evaluation data sets, and their built-in vocabularies.
 
-Names come at run time from mmdet / mmseg ``METAINFO`` where those packages
-have them (COCO panoptic, ADE20K-150, Cityscapes, Mapillary Vistas, Pascal
-Context 59, Pascal VOC). ADE20K-847 and Pascal Context 459, which they lack,
-are read from files of the data set (:func:`read_class_file`): Pascal
-Context's ``labels.txt`` (``"<id>: <name>"`` lines) and, for ADE20K-847, the
-class list of the preparation step that wrote the label files (see
-``tools/extract_class_names.py``).
+Two kinds of names per class:
 
-Synonyms: a class's own comma-separated names (ADE20K's WordNet lists), a
-cleaned display name for COCO's ``*-merged`` / ``*-stuff`` / ``*-other``
-names, and a modest table of our own (:data:`EXTRA_SYNONYMS`). A synonym that
-another class of the same data set already uses is dropped, so every
-vocabulary is valid (no name in two classes).
+* the data set's own name (``metainfo['classes']``), which annotation files
+  and metrics use: from mmdet / mmseg ``METAINFO`` (COCO panoptic, ADE20K-150,
+  Cityscapes, Mapillary Vistas, Pascal Context 59, Pascal VOC), or for
+  ADE20K-847 and Pascal Context 459, which they lack, the first of our names
+  (or a file of the data set, :func:`read_class_file`);
+* the names a model prompts with (``metainfo['vocabulary']`` and
+  ``dataset:NAME``): for every set FC-CLIP evaluates on, FC-CLIP's curated
+  names and synonyms, the ones the ViTamin paper's Sliding FC-CLIP used, kept
+  in ``vitamin_dense/datasets/vocabularies/NAME.txt`` (one class a line, in
+  the data set's label order; :func:`fcclip_vocabulary`). They also decide
+  which classes are "seen" in training (FC-CLIP's rule, ``text/splits.py``).
+
+For class lists these files do not cover (a config's own ``classes``), the
+synonyms are built as before: a class's own comma-separated names, a cleaned
+display name for COCO's ``*-merged`` / ``*-stuff`` / ``*-other`` names, and a
+modest table of our own (:data:`EXTRA_SYNONYMS`), a synonym that another class
+already uses dropped.
 """
 from __future__ import annotations
 
-import os
+import functools
 import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -25,7 +31,7 @@ import numpy as np
 
 from ..errors import VocabularyError
 from ..text.splits import canonical_class_name
-from ..text.vocabulary import normalize_name, register_builtin_vocabulary
+from ..text.vocabulary import normalize_name, read_vocabulary_file, register_builtin_vocabulary
 from .errors import DatasetError, DatasetFileError
 
 Synonyms = Tuple[Tuple[str, ...], ...]
@@ -249,35 +255,129 @@ def voc20_meta() -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Built-in vocabularies: dataset:<name>
+# FC-CLIP's names: vocabularies/<name>.txt, and dataset:<name>
 # ---------------------------------------------------------------------------
-ADE847_CLASSES_ENV = 'VITAMIN_DENSE_ADE847_CLASSES'
-PC459_CLASSES_ENV = 'VITAMIN_DENSE_PC459_CLASSES'
-ADE847_CLASSES_DEFAULT = 'data/ADE20K_2021_17_01/ade847_classes.txt'
-PC459_CLASSES_DEFAULT = 'data/VOCdevkit/VOC2010/labels.txt'
+VOCABULARY_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'vocabularies')
+FCCLIP_SETS = ('coco_panoptic', 'ade150', 'ade847', 'cityscapes', 'mapillary', 'pc59', 'pc459',
+               'voc21')
 
 
-def _file_vocabulary(env: str, default: str, dataset: str, expected: int) -> Synonyms:
-    path = os.environ.get(env, default)
-    if not osp.isfile(path):
-        raise VocabularyError(
-            f'{dataset} class names come from the data set: missing {path} (set {env} to the '
-            'file; see configs/_base_/datasets/ for the layout)')
-    return build_synonyms(read_class_file(path, dataset, expected))
+@functools.lru_cache(maxsize=None)
+def fcclip_vocabulary(name: str) -> Synonyms:
+    """FC-CLIP's names of data set ``name`` (one synonym tuple per class, label order).
+
+    ``voc20`` is ``voc21`` without ``background``.
+    """
+    if name == 'voc20':
+        return fcclip_vocabulary('voc21')[1:]
+    if name not in FCCLIP_SETS:
+        raise KeyError(f'no FC-CLIP vocabulary for {name!r}; known: {", ".join(FCCLIP_SETS)}')
+    return read_vocabulary_file(osp.join(VOCABULARY_DIR, f'{name}.txt')).classes
 
 
+# ADE20K-150's 100 things (classes with instance annotations) by official label index
+# (0-based); the other 50 are stuff. mmdet's ADE20K panoptic class list is these
+# things, then the stuff classes, each in official order, under its own names.
+ADE150_THINGS = (
+    7, 8, 10, 12, 14, 15, 18, 19, 20, 22, 23, 24, 27, 30, 31, 32, 33, 35, 36, 37, 38, 39, 41,
+    42, 43, 44, 45, 47, 49, 50, 53, 55, 56, 57, 58, 62, 64, 65, 66, 67, 69, 70, 71, 72, 73, 74,
+    75, 76, 78, 80, 81, 82, 83, 85, 86, 87, 88, 89, 90, 92, 93, 95, 97, 98, 102, 103, 104, 107,
+    108, 110, 111, 112, 115, 116, 118, 119, 120, 121, 123, 124, 125, 126, 127, 129, 130, 132,
+    133, 134, 135, 136, 137, 138, 139, 142, 143, 144, 146, 147, 148, 149)
+
+
+def ade150_panoptic_order() -> List[int]:
+    """Official index of each class of mmdet's ADE20K panoptic list (things first)."""
+    things = set(ADE150_THINGS)
+    return [i for i in range(150) if i in things] + [i for i in range(150) if i not in things]
+
+
+def _official_classes(name: str) -> List[Tuple[Sequence[str], Sequence[int]]]:
+    """The data set's own class-name lists, each with the row of its file every name has."""
+    def in_order(names):
+        return names, range(len(names))
+    if name == 'coco_panoptic':
+        return [in_order(coco_panoptic_meta()['classes'])]
+    if name == 'ade150':  # mmseg's semantic names; mmdet's panoptic ones, things first
+        return [in_order(ade150_semantic_meta()['classes']),
+                (ade150_panoptic_meta()['classes'], ade150_panoptic_order())]
+    if name == 'cityscapes':
+        from mmseg.datasets import CityscapesDataset
+        return [in_order(CityscapesDataset.METAINFO['classes'])]
+    if name == 'mapillary':
+        return [in_order(mapillary_meta()['classes'])]
+    if name == 'pc59':
+        return [in_order(pc59_meta()['classes'])]
+    if name in ('voc21', 'voc20'):
+        return [in_order((voc21_meta() if name == 'voc21' else voc20_meta())['classes'])]
+    return []
+
+
+@functools.lru_cache(maxsize=None)
+def _names_by_class(name: str) -> Dict[str, Tuple[str, ...]]:
+    rows = fcclip_vocabulary(name)
+    table: Dict[str, Tuple[str, ...]] = {}
+    for official, index in _official_classes(name):
+        if len(official) != len(rows):
+            raise VocabularyError(f'{name}: {len(official)} classes in mmdet / mmseg, '
+                                  f'{len(rows)} in vocabularies/{name}.txt')
+        for cls_name, i in zip(official, index):
+            table.setdefault(normalize_name(cls_name), rows[i])
+    return table
+
+
+def vocabulary_for(name: str, classes: Sequence[str]) -> Optional[Synonyms]:
+    """FC-CLIP's names for a data set's ``classes`` (its own names, any order),
+    or None when one of them is not a class of that data set."""
+    table = _names_by_class(name)
+    keys = [normalize_name(str(c)) for c in classes]
+    if not keys or any(k not in table for k in keys):
+        return None
+    return tuple(table[k] for k in keys)
+
+
+def merge_class_metainfo(default: dict, metainfo: Optional[dict], fcclip_set: str,
+                         classes: Sequence[str],
+                         extra_synonyms: Optional[Dict[str, Sequence[str]]] = None) -> dict:
+    """A data set's metainfo: ``default`` updated with a config's ``metainfo``, plus the
+    names a model prompts with: FC-CLIP's (``vocabulary``) when every class is one of
+    data set ``fcclip_set``'s, else ``synonyms`` built from the class names (each
+    unless given). ``classes``: the class list when neither gives one."""
+    meta = dict(default)
+    if metainfo and 'classes' in metainfo and 'vocabulary' not in metainfo:
+        meta.pop('vocabulary', None)  # the default names are for the default classes
+    meta.update(metainfo or {})
+    classes = [str(c).strip() for c in (meta.get('classes') or classes)]
+    if 'vocabulary' not in meta and fcclip_set:
+        found = vocabulary_for(fcclip_set, classes)
+        if found is not None:
+            meta['vocabulary'] = found
+    if 'synonyms' not in meta and 'vocabulary' not in meta:
+        meta['synonyms'] = build_synonyms(classes, extra_synonyms)
+    return meta
+
+
+def cityscapes_things_first() -> Synonyms:
+    """FC-CLIP's Cityscapes names in our label order: the 8 things (train ids 11..18,
+    person ... bicycle, in that order) first, then the 11 stuff classes (as
+    :func:`cityscapes_meta`)."""
+    rows = fcclip_vocabulary('cityscapes')
+    return rows[11:] + rows[:11]
+
+
+# dataset:<name> follows the label order of our data set classes (Cityscapes:
+# things first, as the panoptic data set; the others: the data set's order).
+# No OpenMMLab import: the files alone.
 VOCABULARY_LOADERS = {
-    'coco_panoptic': lambda: build_synonyms(coco_panoptic_meta()['classes']),
-    'ade150': lambda: build_synonyms(ade150_semantic_meta()['classes'], ade150_extra_synonyms()),
-    'ade847': lambda: _file_vocabulary(ADE847_CLASSES_ENV, ADE847_CLASSES_DEFAULT,
-                                       'ADE20K-847', 847),
-    'cityscapes': lambda: build_synonyms(cityscapes_meta()['classes']),
-    'mapillary': lambda: build_synonyms(mapillary_meta()['classes']),
-    'pc59': lambda: build_synonyms(pc59_meta()['classes']),
-    'pc459': lambda: _file_vocabulary(PC459_CLASSES_ENV, PC459_CLASSES_DEFAULT,
-                                      'Pascal Context 459', 459),
-    'voc20': lambda: build_synonyms(voc20_meta()['classes']),
-    'voc21': lambda: build_synonyms(voc21_meta()['classes']),
+    'coco_panoptic': lambda: fcclip_vocabulary('coco_panoptic'),
+    'ade150': lambda: fcclip_vocabulary('ade150'),
+    'ade847': lambda: fcclip_vocabulary('ade847'),
+    'cityscapes': cityscapes_things_first,
+    'mapillary': lambda: fcclip_vocabulary('mapillary'),
+    'pc59': lambda: fcclip_vocabulary('pc59'),
+    'pc459': lambda: fcclip_vocabulary('pc459'),
+    'voc20': lambda: fcclip_vocabulary('voc20'),
+    'voc21': lambda: fcclip_vocabulary('voc21'),
 }
 
 for _name, _loader in VOCABULARY_LOADERS.items():

@@ -9,6 +9,8 @@ with the open-vocabulary split read from the annotation file itself:
 * rare categories are novel (``novel_frequencies=('r',)``); ``class_subset=
   'base'`` drops their annotations (training), ``'all'`` keeps everything
   (evaluation); labels always index the full class list;
+* ``image_counts`` (the json's per-category ``image_count``, when every
+  category has one) let detectors draw federated negatives by frequency;
 * each sample also carries ``neg_labels`` and ``not_exhaustive_labels`` (the
   LVIS federated annotation, as label indices, restricted to the kept
   classes) for detectors that train with federated or pseudo-negative losses.
@@ -144,6 +146,8 @@ class OVLVISDataset(OpenVocabFilterMixin, LVISV1Dataset):
         palette = meta.get('palette')
         if not palette or len(palette) != len(classes):
             palette = random_palette(len(classes))
+        if all('image_count' in c for c in selected):  # federated negatives are drawn by it
+            meta['image_counts'] = tuple(int(c['image_count']) for c in selected)
         meta.update(classes=classes, synonyms=synonyms, frequencies=frequencies,
                     palette=palette, class_subset=self.class_subset,
                     novel_frequencies=self.novel_frequencies,

@@ -4,7 +4,10 @@ Thin subclasses add what mmdet lacks for open-vocabulary evaluation:
 
 * a check of the files before anything loads (one-line :class:`DatasetError`
   naming the missing file and the expected layout);
-* ``synonyms`` in the metainfo (and the class lists from mmdet / mmseg);
+* the names a model prompts with in the metainfo (``vocabulary``: FC-CLIP's
+  curated names and synonyms, see ``class_names.py``; ``synonyms`` built from
+  the class names when a config's own classes are not the data set's), and
+  the class lists from mmdet / mmseg;
 * categories matched to classes *by name*, in the order of
   ``metainfo['classes']`` (things first), so annotation files whose category
   order differs (Cityscapes puts stuff and things in label-id order) still give
@@ -23,8 +26,8 @@ from mmdet.datasets.api_wrappers import COCOPanoptic
 
 from ..registry import DATASETS
 from .checks import join_root, require_paths
-from .class_names import (ade150_extra_synonyms, build_synonyms, cityscapes_meta,
-                          coco_panoptic_meta, mapillary_meta)
+from .class_names import (ade150_extra_synonyms, cityscapes_meta, coco_panoptic_meta,
+                          mapillary_meta, merge_class_metainfo)
 from .errors import DatasetError
 
 
@@ -68,6 +71,7 @@ class OpenVocabPanopticMixin:
     DEFAULT_ANN_FILE = ''
     DEFAULT_DATA_PREFIX: Dict[str, str] = {}
     COCOAPI = NameOrderedCOCOPanoptic
+    FCCLIP_VOCABULARY = ''  # name of the data set's file in vocabularies/
 
     @classmethod
     def default_metainfo(cls, data_root: Optional[str], ann_file: str) -> dict:
@@ -84,11 +88,9 @@ class OpenVocabPanopticMixin:
         data_prefix = dict(data_prefix or self.DEFAULT_DATA_PREFIX)
         require_paths(self.DATASET_NAME, data_root,
                       [ann_file, data_prefix.get('img'), data_prefix.get('seg')], self.LAYOUT)
-        meta = self.default_metainfo(data_root, ann_file)
-        meta.update(metainfo or {})
-        if 'synonyms' not in meta:
-            classes = meta.get('classes') or self.METAINFO['classes']
-            meta['synonyms'] = build_synonyms(classes, self.extra_synonyms())
+        meta = merge_class_metainfo(self.default_metainfo(data_root, ann_file), metainfo,
+                                    self.FCCLIP_VOCABULARY, self.METAINFO['classes'],
+                                    self.extra_synonyms())
         super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=data_prefix,
                          metainfo=meta, **kwargs)
 
@@ -123,6 +125,7 @@ class OpenVocabPanopticMixin:
 class OpenVocabCocoPanopticDataset(OpenVocabPanopticMixin, CocoPanopticDataset):
     """COCO panoptic (133 classes: 80 things, 53 stuff), the training set."""
 
+    FCCLIP_VOCABULARY = 'coco_panoptic'
     DATASET_NAME = 'COCO panoptic'
     LAYOUT = ('annotations/panoptic_{train,val}2017.json, annotations/panoptic_{train,val}2017/'
               '*.png, {train,val}2017/*.jpg (and annotations/instances_val2017.json for mask AP)')
@@ -138,6 +141,7 @@ class OpenVocabCocoPanopticDataset(OpenVocabPanopticMixin, CocoPanopticDataset):
 class OpenVocabADE20KPanopticDataset(OpenVocabPanopticMixin, ADE20KPanopticDataset):
     """ADE20K-150 panoptic (100 things, 50 stuff), mmdet's class list."""
 
+    FCCLIP_VOCABULARY = 'ade150'
     DATASET_NAME = 'ADE20K-150 panoptic'
     LAYOUT = ('ADEChallengeData2016/: images/validation/*.jpg, ade20k_panoptic_val.json, '
               'ade20k_panoptic_val/*.png (mmdet tools/dataset_converters/ade20k2coco.py)')
@@ -157,6 +161,7 @@ class CityscapesPanopticDataset(OpenVocabPanopticMixin, CocoPanopticDataset):
     per-city folders (``leftImg8bit/val/<city>/<name>_leftImg8bit.png``).
     """
 
+    FCCLIP_VOCABULARY = 'cityscapes'
     DATASET_NAME = 'Cityscapes panoptic'
     METAINFO = cityscapes_meta()
     LAYOUT = ('cityscapes/: leftImg8bit/val/<city>/*_leftImg8bit.png, '
@@ -177,6 +182,7 @@ class MapillaryPanopticDataset(OpenVocabPanopticMixin, CocoPanopticDataset):
     """Mapillary Vistas v1.2 panoptic (65 classes; things / stuff from the file's
     ``isthing`` flags, things first)."""
 
+    FCCLIP_VOCABULARY = 'mapillary'
     DATASET_NAME = 'Mapillary Vistas panoptic'
     METAINFO = mapillary_meta()
     LAYOUT = ('mapillary_vistas/: validation/images/*.jpg, validation/panoptic/'

@@ -1,18 +1,33 @@
-"""Runner checkpoints that load under ``torch.load(weights_only=True)``.
+"""Reading and writing runner checkpoints without unpickling arbitrary objects.
 
 torch >= 2.6 refuses to unpickle anything but tensors and plain containers by
-default. MMEngine's runner checkpoints hold its ``HistoryBuffer`` (pickled with
-bound methods through ``getattr``, which must never be allow-listed) and numpy
-arrays and scalars. Our runner stores those in plain form (:func:`to_plain`)
-and restores them after loading (:func:`from_plain`), so every checkpoint we
-write, and every file we read, goes through the safe loader.
+default. A checkpoint of MMEngine's runner (what mmdet's and mmseg's
+``tools/train.py`` write) also holds its ``HistoryBuffer`` objects (whose
+statistics methods are pickled through ``getattr``) and numpy arrays and
+scalars. So:
+
+* Our runner writes those in plain form (:func:`to_plain`), so its
+  checkpoints load with plain ``torch.load(weights_only=True)`` (also in a
+  stock runner, which then skips the log history) and restores them after
+  loading (:func:`from_plain`).
+* Every checkpoint is read by torch's weights-only unpickler allowed exactly
+  what MMEngine's runner writes (:func:`runner_safe_globals`): the
+  ``HistoryBuffer`` class, ``getattr`` only for its four built-in statistics,
+  numpy arrays, dtypes and scalars. None of these runs code from the file, so
+  checkpoints of any MMEngine runner load whatever their origin.
+* Anything else needs full unpickling, which only a *trusted* file gets: one
+  inside the work_dir of the run that loads it (its own earlier output, e.g.
+  ``--resume``). Files elsewhere (``load_from`` of a downloaded or copied
+  file, URLs, hub downloads) stay on the safe path and are refused with one line.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pickle
 import re
-from typing import Any, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -57,20 +72,106 @@ def from_plain(obj: Any) -> Any:
     return obj
 
 
-def load_runner_checkpoint(path: str, map_location: Any = 'cpu') -> dict:
-    """Load a checkpoint written by our runner, weights-only, with clear errors."""
+_HISTORY_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def _refusal(exc: BaseException) -> str:
+    """The informative part of torch's weights-only refusal (it starts with a paragraph
+    of general advice): the global or type it refused."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if 'WeightsUnpickler error' in line:
+            detail = line.split('WeightsUnpickler error:', 1)[-1].strip()
+            if not detail and i + 1 < len(lines):
+                detail = lines[i + 1]
+            match = re.search(r'GLOBAL (\S+) was not an allowed global', detail)
+            return f'needs {match.group(1)}' if match else detail[:160]
+    return _first_line(exc)
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` as the unpickler may call it: HistoryBuffer's built-in statistics only."""
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'getattr({getattr(obj, "__name__", type(obj).__name__)}, '
+                                 f'{name!r}) is not allowed')
+
+
+def runner_safe_globals() -> List[Tuple[Any, str]]:
+    """``(object, pickled name)`` pairs for ``torch.serialization.safe_globals``: what an
+    MMEngine runner checkpoint holds besides tensors, none of which runs code."""
+    import importlib
+    from mmengine.logging import HistoryBuffer
+    try:
+        multiarray = importlib.import_module('numpy._core.multiarray')  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        multiarray = importlib.import_module('numpy.core.multiarray')
+    pairs: List[Tuple[Any, str]] = [
+        (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+        (_history_buffer_getattr, 'builtins.getattr'),
+        (np.ndarray, 'numpy.ndarray'), (np.dtype, 'numpy.dtype')]
+    # numpy >= 1.25 builds each dtype as an instance of its own class (Float64DType...)
+    for name in getattr(np, 'dtypes', None) and dir(np.dtypes) or ():
+        value = getattr(np.dtypes, name)
+        if isinstance(value, type) and issubclass(value, np.dtype):
+            pairs.append((value, f'numpy.dtypes.{name}'))
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):  # numpy 1.x / 2.x files
+        pairs += [(multiarray._reconstruct, f'{module}._reconstruct'),
+                  (multiarray.scalar, f'{module}.scalar')]
+    return pairs
+
+
+@contextlib.contextmanager
+def runner_safe_loading() -> Iterator[None]:
+    """Within this context, ``torch.load(weights_only=True)`` (also inside MMEngine's
+    URL and backend loaders) reads MMEngine runner checkpoints."""
+    with torch.serialization.safe_globals(runner_safe_globals()):
+        yield
+
+
+def is_trusted_checkpoint(path: str, work_dir: Optional[str]) -> bool:
+    """Whether ``path`` is a local file inside ``work_dir`` (the loading run's own output)."""
+    if not work_dir or '://' in str(path) or not os.path.isfile(path):
+        return False
+    root = os.path.realpath(work_dir)
+    return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+
+def load_runner_checkpoint(path: str, map_location: Any = 'cpu', trusted: bool = False) -> dict:
+    """Load a runner checkpoint (ours or any MMEngine runner's) with clear errors.
+
+    Read by the weights-only unpickler with :func:`runner_safe_globals`;
+    with ``trusted`` (see :func:`is_trusted_checkpoint`), a checkpoint that
+    needs more is fully unpickled, with a warning.
+    """
     if not os.path.isfile(path):
         raise WeightsError(f'checkpoint not found: {path}')
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        with runner_safe_loading():
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise WeightsError(
-            f'{path} holds pickled Python objects (not written by vitamin-dense?); they are not '
-            'loaded from files. Re-save its state_dict alone, or train with our runner') from exc
+        if not trusted:
+            raise WeightsError(
+                f'{path} holds pickled Python objects besides tensors and what MMEngine runners '
+                f'write ({_refusal(exc)}); they are not unpickled from files outside the '
+                "run's work_dir. Resume it from the work_dir that wrote it, or re-save its "
+                'state_dict alone') from exc
+        logging.getLogger(__name__).warning(
+            "%s needs full unpickling (%s); loading it because it is in the run's own work_dir",
+            path, _refusal(exc))
+        try:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as exc2:
+            raise WeightsError(f'cannot read checkpoint {path}: {_first_line(exc2)}') from exc2
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f'cannot read checkpoint {path}: {first} (truncated or not a '
-                           'checkpoint?)') from exc
+        raise WeightsError(f'cannot read checkpoint {path}: {_first_line(exc)} (truncated or '
+                           'not a checkpoint?)') from exc
     if isinstance(checkpoint, dict) and 'message_hub' in checkpoint:
         checkpoint['message_hub'] = from_plain(checkpoint['message_hub'])
     return checkpoint

@@ -4,7 +4,11 @@
   checkpoint file is either complete or absent, even if the run is killed.
 * They hold only tensors and plain containers (see
   :mod:`vitamin_dense.engine.checkpoint`), so they load with
-  ``torch.load(weights_only=True)``: no file is ever fully unpickled.
+  ``torch.load(weights_only=True)``, in this runner and in a stock one.
+* It resumes and loads checkpoints of any MMEngine runner (mmdet's or
+  mmseg's ``tools/train.py``) without unpickling code: the weights-only
+  unpickler is allowed exactly what MMEngine writes. Only a checkpoint
+  inside the run's own work_dir may be fully unpickled if it holds more.
 * ``--resume`` picks the newest complete checkpoint even when MMEngine's
   ``last_checkpoint`` pointer is missing or stale.
 * ``torchrun ... --launcher pytorch`` also works on machines without CUDA
@@ -25,7 +29,8 @@ from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 from mmengine.runner import Runner
 
 from ..registry import RUNNERS
-from .checkpoint import find_resume_checkpoint, from_plain, load_runner_checkpoint, to_plain
+from .checkpoint import (find_resume_checkpoint, from_plain, is_trusted_checkpoint,
+                         load_runner_checkpoint, runner_safe_loading, to_plain)
 
 
 @RUNNERS.register_module()
@@ -106,10 +111,13 @@ class VitaminRunner(Runner):
         if map_location == 'default':
             map_location = 'cpu'
         if osp.isfile(filename):
-            checkpoint = load_runner_checkpoint(filename, map_location=map_location)
-        else:  # URLs and other backends: MMEngine's loader (torch's weights-only default)
+            checkpoint = load_runner_checkpoint(
+                filename, map_location=map_location,
+                trusted=is_trusted_checkpoint(filename, self.work_dir))
+        else:  # URLs and other backends: MMEngine's loader, weights-only (never trusted)
             from mmengine.runner.checkpoint import _load_checkpoint
-            checkpoint = _load_checkpoint(filename, map_location=map_location)
+            with runner_safe_loading():
+                checkpoint = _load_checkpoint(filename, map_location=map_location)
             if 'message_hub' in checkpoint:
                 checkpoint['message_hub'] = from_plain(checkpoint['message_hub'])
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)

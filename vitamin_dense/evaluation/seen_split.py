@@ -8,8 +8,13 @@ from ..text.vocabulary import VocabSpec, parse_vocabulary
 
 
 def eval_class_names(dataset_meta: dict) -> List[Tuple[str, ...]]:
-    """All names of each evaluation class: its synonyms plus the official class name."""
+    """All names of each evaluation class: the metainfo's ``vocabulary`` entry
+    when it has one (the names the model prompts with, so that metric and model
+    agree on what is seen), else its synonyms plus the official class name."""
     classes = dataset_meta['classes']
+    complete = dataset_meta.get('vocabulary')
+    if complete is not None and len(complete) == len(classes):
+        return [tuple(class_names(names)) for names in complete]
     synonyms = dataset_meta.get('synonyms') or [()] * len(classes)
     if len(synonyms) != len(classes):
         synonyms = [()] * len(classes)

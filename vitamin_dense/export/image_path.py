@@ -191,7 +191,8 @@ class OwlPath(ImagePath):
     @contextlib.contextmanager
     def given_extra(self, extra):
         bias = extra['box_bias']
-        with override_method(self.model.head, 'box_bias', lambda grid_hw, like: bias):
+        with override_method(self.model.head, 'box_bias',
+                             lambda grid_hw, like, frame=None: bias):
             yield
 
     def forward(self, images):

@@ -140,7 +140,9 @@ def export_onnx(model: nn.Module, out_dir: str, vocabulary, example_size: Tuple[
     in_names = map_names + list(path.text_inputs) + list(extra)
     dynamic: Dict[str, Dict[int, str]] = {
         n: {0: 'batch', 2: f'{n}_height', 3: f'{n}_width'} for n in map_names}
-    dynamic.update({n: {0: 'classes'} for n in path.text_inputs})
+    # (K, M, E) class embeddings (FC-CLIP's synonyms per class): M varies too
+    dynamic.update({n: {0: 'classes', **({1: f'{n}_synonyms'} if text[n].dim() == 3 else {})}
+                    for n in path.text_inputs})
     dynamic.update({n: {0: 'tokens'} for n in extra})
     _export(head_module, tuple(head_inputs), os.path.join(out_dir, HEAD_GRAPH), in_names,
             list(path.outputs), dynamic, opset)

@@ -90,6 +90,9 @@ class DeformablePixelDecoder(BaseModule):
         impl: deformable attention implementation (``'auto'``, ``'pytorch'``, ``'mmcv'``).
         fp32_encoder: run the encoder in float32 under autocast (as FC-CLIP:
             deformable attention is unstable in half precision).
+        fp32_fpn: also run the FPN levels and the mask-feature conv in float32
+            under autocast, i.e. the whole pixel decoder (FC-CLIP and
+            Mask2Former: ``forward_features`` is ``autocast(enabled=False)``).
     """
 
     def __init__(self,
@@ -107,6 +110,7 @@ class DeformablePixelDecoder(BaseModule):
                  num_outs: int = 3,
                  impl: str = 'auto',
                  fp32_encoder: bool = True,
+                 fp32_fpn: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         in_channels, strides = list(in_channels), list(strides)
@@ -132,6 +136,7 @@ class DeformablePixelDecoder(BaseModule):
         self.num_encoder_levels = num_encoder_levels
         self.num_outs = num_outs
         self.fp32_encoder = fp32_encoder
+        self.fp32_fpn = fp32_fpn
         # encoder levels, coarsest first
         self.encoder_level_ids = list(range(self.num_levels - 1,
                                             self.num_levels - num_encoder_levels - 1, -1))
@@ -210,12 +215,16 @@ class DeformablePixelDecoder(BaseModule):
                 memory = layer(memory, pos, refs, shapes)
         outs = [m.transpose(1, 2).reshape(b, -1, h, w)
                 for m, (h, w) in zip(memory.split([h * w for h, w in shapes], 1), shapes)]
-        for k, lvl in enumerate(self.fpn_level_ids):
-            lateral = self.lateral_convs[k](feats[lvl])
-            top = F.interpolate(outs[-1], size=lateral.shape[-2:], mode='bilinear',
-                                align_corners=False)
-            outs.append(self.output_convs[k](lateral + top.to(lateral.dtype)))
-        return self.mask_features(outs[-1]), outs[:self.num_outs]
+        with torch.autocast(device_type, enabled=not self.fp32_fpn
+                            and torch.is_autocast_enabled(device_type)):
+            for k, lvl in enumerate(self.fpn_level_ids):
+                x = feats[lvl].float() if self.fp32_fpn else feats[lvl]
+                lateral = self.lateral_convs[k](x)
+                top = F.interpolate(outs[-1], size=lateral.shape[-2:], mode='bilinear',
+                                    align_corners=False)
+                outs.append(self.output_convs[k](lateral + top.to(lateral.dtype)))
+            mask_features = self.mask_features(outs[-1])
+        return mask_features, outs[:self.num_outs]
 
 
 __all__ = ['DeformablePixelDecoder', 'DeformableEncoderLayer', 'encoder_reference_points']

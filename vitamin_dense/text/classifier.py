@@ -1,9 +1,13 @@
 """Class embeddings from a vocabulary with the ViTamin CLIP text tower.
 
 Each class embedding is the L2-normalised mean, over its synonyms, of the
-L2-normalised mean over templates of the normalised prompt embeddings. (FC-CLIP
-instead keeps one embedding per synonym and takes the max logit; averaging
-gives one vector per class, which every head here can use unchanged.)
+L2-normalised mean over templates of the normalised prompt embeddings
+(:meth:`TextClassifier.encode`: one vector per class, which every head here
+can use unchanged). FC-CLIP instead keeps one embedding per synonym
+(:meth:`TextClassifier.encode_synonyms`, grouped per class by
+:func:`group_synonyms`) and classifies with the largest logit over a class's
+synonyms (as OpenSeg and ODISE); the FC-CLIP segmentor offers both
+(``synonym_reduce``).
 
 Prompts are encoded in chunks, so 1,203 LVIS names times 80 templates run in
 bounded memory. Each chunk runs on a context trimmed to its longest prompt
@@ -68,7 +72,8 @@ class TextClassifier(BaseModule):
                  cache_dir: Optional[str] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        clip_model, variant = create_vitamin_clip(model_name, weights, cache_dir=cache_dir)
+        clip_model, variant = create_vitamin_clip(model_name, weights, cache_dir=cache_dir,
+                                                  require_text=True)
         self.model_name = model_name
         self.weights = describe_weights(weights)
         self.text = clip_model.text
@@ -129,13 +134,27 @@ class TextClassifier(BaseModule):
     def encode(self, vocabulary: VocabSpec) -> Tensor:
         """``(num_classes, embed_dim)`` L2-normalised class embeddings (cached)."""
         vocab = parse_vocabulary(vocabulary)
-        key = self.cache_key(vocab)
+        return self._cached(self.cache_key(vocab), lambda: self._encode_uncached(vocab))
+
+    def encode_synonyms(self, vocabulary: VocabSpec) -> Tensor:
+        """``(num_synonyms, embed_dim)``: one L2-normalised embedding per synonym (cached).
+
+        Rows follow the classes, and each class's synonyms, in order (the
+        templates are averaged per synonym); :func:`group_synonyms` groups them
+        by class. This is FC-CLIP's text classifier before its max over synonyms.
+        """
+        vocab = parse_vocabulary(vocabulary)
+        key = hashlib.sha256(f'{self.cache_key(vocab)}:synonyms'.encode()).hexdigest()
+        return self._cached(key, lambda: self._encode_names(
+            [n for synonyms in vocab.classes for n in synonyms]))
+
+    def _cached(self, key: str, compute) -> Tensor:
         if key in self._memory_cache:
             self._memory_cache.move_to_end(key)
             return self._memory_cache[key].to(self.device)
         emb = self._read_disk(key)
         if emb is None:
-            emb = self._encode_uncached(vocab)
+            emb = compute()
             self._write_disk(key, emb)
         self._memory_cache[key] = emb.detach()
         while len(self._memory_cache) > 32:
@@ -206,11 +225,15 @@ class TextClassifier(BaseModule):
         return h.hexdigest()
 
     # --------------------------------------------------------------- internals
-    def _encode_uncached(self, vocab: Vocabulary) -> Tensor:
-        names = [prompt_name(n) for synonyms in vocab.classes for n in synonyms]
+    def _encode_names(self, names: Sequence[str]) -> Tensor:
+        """Normalised mean over templates of each name's normalised prompt embeddings."""
+        names = [prompt_name(n) for n in names]
         prompts = [t.format(n) for n in names for t in self.templates]
         emb = self.encode_prompts(prompts).view(len(names), len(self.templates), -1).mean(1)
-        emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    def _encode_uncached(self, vocab: Vocabulary) -> Tensor:
+        emb = self._encode_names([n for synonyms in vocab.classes for n in synonyms])
         sizes = [len(s) for s in vocab.classes]
         per_class = torch.stack([part.mean(0) for part in emb.split(sizes)])
         return per_class / per_class.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -229,6 +252,8 @@ class TextClassifier(BaseModule):
     def _weights_fingerprint(self) -> str:
         """Cheap hash of the text tower's weights (a sample of every tensor)."""
         h = hashlib.sha256(self.model_name.encode())
+        if self.logit_scale.is_meta:  # built on the meta device: shapes only, no values
+            return 'meta'
         for name, tensor in self.text.state_dict().items():
             flat = tensor.detach().reshape(-1)
             h.update(name.encode())
@@ -278,4 +303,30 @@ def build_text_classifier(model_name: str, weights: Optional[str], **kwargs) -> 
     return TextClassifier(model_name=model_name, weights=weights, **kwargs)
 
 
-__all__ = ['TextClassifier', 'build_text_classifier', 'default_cache_dir']
+#: how a class with several synonyms is classified: ``'mean'`` averages the
+#: synonyms' embeddings (:meth:`TextClassifier.encode`), ``'max'`` takes the
+#: largest per-synonym logit (:meth:`TextClassifier.encode_synonyms` grouped by
+#: :func:`group_synonyms`, FC-CLIP's rule)
+SYNONYM_REDUCTIONS = ('mean', 'max')
+
+
+def group_synonyms(rows: Tensor, sizes: Sequence[int]) -> Tensor:
+    """``(S, E)`` per-synonym rows to ``(K, M, E)``: row ``k`` holds class ``k``'s synonyms.
+
+    ``sizes[k]`` is the number of synonyms of class ``k`` (``M`` the largest);
+    a class with fewer repeats its first synonym, which never changes a
+    maximum over synonyms. A plain tensor (no index table) keeps the grouping
+    with the embeddings, so it survives caching and ONNX export.
+    """
+    sizes = [int(n) for n in sizes]
+    if not sizes or min(sizes) < 1 or sum(sizes) != rows.shape[0]:
+        raise ValueError(f'synonym counts {sizes} do not fit {rows.shape[0]} rows')
+    starts = torch.tensor([0] + sizes[:-1]).cumsum(0)
+    offset = torch.arange(max(sizes))
+    index = starts[:, None] + torch.where(offset[None] < torch.tensor(sizes)[:, None],
+                                          offset[None], 0)
+    return rows[index.to(rows.device)]
+
+
+__all__ = ['TextClassifier', 'build_text_classifier', 'default_cache_dir', 'SYNONYM_REDUCTIONS',
+           'group_synonyms']

@@ -11,16 +11,25 @@ Grammar of a vocabulary string (the ``--vocab`` flag):
 * ``"dataset:NAME"`` -> the class names of a built-in data set vocabulary.
 * A path to an existing text file -> one class per line, synonyms separated
   by commas on the line; blank lines and lines starting with ``#`` are skipped.
+  FC-CLIP's files (every line ``id:name,synonym,...``, as its
+  ``*_with_prompt_eng.txt``) load too: lines reading ``invalid_class_id`` are
+  skipped (in FC-CLIP's files that is every id-0 line except Cityscapes'
+  ``road`` and VOC's ``background``, the rule its loaders apply), the others
+  are the classes in file order.
 
 The first synonym names the class in outputs. Names are compared after
-lower-casing, turning underscores into spaces and collapsing whitespace; a
-name that appears twice (within or across classes) is an error.
+lower-casing, turning underscores into spaces and collapsing whitespace. A
+name repeated within a class is dropped, with a warning (FC-CLIP's ADE20K list
+names ``kitchen range`` twice for ``stove``). A name given to two classes is an
+error in a typed vocabulary; files and data-set vocabularies may share names
+between classes, as data sets do (ADE20K-847 has three classes called ``bag``).
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import VocabularyError
@@ -42,28 +51,43 @@ def prompt_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """An ordered list of classes, each a tuple of synonyms."""
+    """An ordered list of classes, each a tuple of synonyms.
+
+    ``shared_names``: whether two classes may share a name (data-set
+    vocabularies and files; a typed vocabulary may not).
+    """
 
     classes: Tuple[Tuple[str, ...], ...]
+    shared_names: bool = field(default=False, compare=False)
 
     def __post_init__(self):
         if not self.classes:
             raise VocabularyError('the vocabulary is empty: name at least one class, '
                                   'e.g. --vocab "cat,dog"')
         seen: Dict[str, int] = {}
+        classes = []
         for idx, synonyms in enumerate(self.classes):
             if not synonyms:
                 raise VocabularyError(f'class {idx + 1} of the vocabulary has no name')
+            kept: List[str] = []
+            in_class = set()
             for name in synonyms:
                 key = normalize_name(name)
                 if not key:
                     raise VocabularyError(f'class {idx + 1} of the vocabulary has an empty name')
-                if key in seen:
-                    where = 'twice in the same class' if seen[key] == idx else \
-                        f'in classes {seen[key] + 1} and {idx + 1}'
-                    raise VocabularyError(f"'{name}' appears {where} of the vocabulary; "
-                                          'each name may appear once')
-                seen[key] = idx
+                if key in in_class:
+                    warnings.warn(f"class {idx + 1} ('{synonyms[0]}') of the vocabulary names "
+                                  f"'{name}' twice: the repeat is dropped", stacklevel=3)
+                    continue
+                if key in seen and not self.shared_names:
+                    raise VocabularyError(f"'{name}' appears in classes {seen[key] + 1} and "
+                                          f'{idx + 1} of the vocabulary; each name may appear '
+                                          'once')
+                in_class.add(key)
+                seen.setdefault(key, idx)
+                kept.append(name)
+            classes.append(tuple(kept))
+        object.__setattr__(self, 'classes', tuple(classes))
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -90,7 +114,8 @@ class Vocabulary:
         return '; '.join(', '.join(s) for s in self.classes) + (';' if len(self.classes) == 1 else '')
 
     @classmethod
-    def from_names(cls, names: Iterable[Union[str, Sequence[str]]]) -> 'Vocabulary':
+    def from_names(cls, names: Iterable[Union[str, Sequence[str]]],
+                   shared_names: bool = False) -> 'Vocabulary':
         """From a list whose items are a name or a list of synonyms."""
         classes = []
         for item in names:
@@ -99,7 +124,7 @@ class Vocabulary:
             else:
                 synonyms = tuple(str(s).strip() for s in item)
             classes.append(tuple(s for s in synonyms if s) or ('',))
-        return cls(tuple(classes))
+        return cls(tuple(classes), shared_names)
 
 
 def register_builtin_vocabulary(name: str,
@@ -130,7 +155,7 @@ def parse_vocabulary(spec: VocabSpec) -> Vocabulary:
         if key not in _BUILTIN:
             raise VocabularyError(f"unknown data set vocabulary '{key}'; known: "
                                   f"{', '.join(builtin_vocabularies()) or 'none'}")
-        return Vocabulary.from_names(_BUILTIN[key]())
+        return Vocabulary.from_names(_BUILTIN[key](), shared_names=True)
     if os.path.isfile(os.path.expanduser(text)):
         return read_vocabulary_file(os.path.expanduser(text))
     if ';' in text:
@@ -151,15 +176,24 @@ def vocabulary_from_metainfo(metainfo: Optional[Mapping[str, Any]],
                              where: str = 'the data set') -> Vocabulary:
     """The classes of a data set's ``metainfo``, in label order, with its synonyms.
 
-    Each class is its ``classes`` name followed by the ``synonyms`` entry of
-    the same index (a list, or one comma-separated string), repeats dropped.
-    Open-vocabulary models take their class list from here, because data set
-    labels index ``classes``.
+    ``metainfo['vocabulary']``, when present, is the complete list (one
+    synonym tuple per class, first = display name: the names a model prompts
+    with, e.g. FC-CLIP's curated names for the data sets it evaluates on).
+    Otherwise each class is its ``classes`` name followed by the ``synonyms``
+    entry of the same index (a list, or one comma-separated string), repeats
+    dropped. Open-vocabulary models take their class list from here, because
+    data set labels index ``classes``.
     """
     classes = metainfo.get('classes') if metainfo else None
     if not classes:
         raise VocabularyError(f"{where} has no 'classes' in its metainfo: cannot build the "
                               'vocabulary (set the vocabulary in the model config instead)')
+    complete = metainfo.get('vocabulary')
+    if complete is not None:
+        if len(complete) != len(classes):
+            raise VocabularyError(f"{where}: {len(complete)} 'vocabulary' entries for "
+                                  f'{len(classes)} classes (one entry per class)')
+        return Vocabulary.from_names(complete, shared_names=True)
     synonyms = metainfo.get('synonyms')
     if synonyms is not None and len(synonyms) != len(classes):
         raise VocabularyError(f"{where}: {len(synonyms)} 'synonyms' entries for "
@@ -177,25 +211,34 @@ def vocabulary_from_metainfo(metainfo: Optional[Mapping[str, Any]],
                 seen.add(key)
                 unique.append(n.strip())
         entries.append(tuple(unique))
-    return Vocabulary.from_names(entries)
+    return Vocabulary.from_names(entries, shared_names=True)
+
+
+_FCCLIP_LINE = re.compile(r'^\s*(\d+)\s*:(.*)$')
+_FCCLIP_INVALID = 'invalid_class_id'
 
 
 def read_vocabulary_file(path: str) -> Vocabulary:
-    """One class per line; synonyms separated by commas; ``#`` comments."""
+    """One class per line, synonyms separated by commas, ``#`` comments; or
+    FC-CLIP's ``id:name,synonym,...`` files (see the module doc)."""
     try:
         with open(path, encoding='utf-8') as f:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise VocabularyError(f'cannot read vocabulary file {path}: {exc}') from exc
-    classes = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith('#'):
-            continue
-        classes.append(tuple(s.strip() for s in line.split(',') if s.strip()))
+    lines = [ln.strip() for ln in lines]
+    lines = [ln for ln in lines if ln and not ln.startswith('#')]
+    numbered = [_FCCLIP_LINE.match(ln) for ln in lines]
+    if lines and all(numbered):  # FC-CLIP's format
+        lines = [m.group(2).strip() for m in numbered
+                 if m.group(2).strip() != _FCCLIP_INVALID]
+    classes = [tuple(s.strip() for s in line.split(',') if s.strip()) for line in lines]
+    empty = [i + 1 for i, c in enumerate(classes) if not c]
+    if empty:
+        raise VocabularyError(f'vocabulary file {path}: class {empty[0]} has no name')
     if not classes:
         raise VocabularyError(f'vocabulary file {path} names no class (one class per line)')
-    return Vocabulary(tuple(classes))
+    return Vocabulary(tuple(classes), shared_names=True)
 
 
 def _load_builtin_modules() -> None:

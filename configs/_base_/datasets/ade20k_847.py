@@ -2,18 +2,24 @@
 # Layout under data_root (data/ADE20K_2021_17_01/):
 #   images_detectron2/validation/*.jpg, annotations_detectron2/validation/*.tif
 #   (uint16 train ids, 65535 = void; MaskFormer / FC-CLIP prepare_ade20k_full_sem_seg.py)
-#   ade847_classes.txt: the class names in train-id order, written by
-#   python tools/extract_class_names.py <prepare script> data/ADE20K_2021_17_01/ade847_classes.txt
-# Seen / unseen: classes named like a COCO panoptic class are "seen" (FC-CLIP's rule).
+# Class names: FC-CLIP's (vitamin_dense/datasets/vocabularies/ade847.txt, in that script's
+# train-id order); classes_file=PATH replaces them (tools/extract_class_names.py writes one).
+# Seen / unseen: a class is "seen" when one of its names is a COCO panoptic name (FC-CLIP's rule).
 dataset_type = 'ADE20K847Dataset'
 data_root = 'data/ADE20K_2021_17_01/'
 backend_args = None
-test_scale = (2560, 640)
+# Test input, the published ViTamin-L FC-CLIP's on every set: detectron2's
+# ResizeShortestEdge with MIN_SIZE_TEST = MAX_SIZE_TEST = 1344 (mmdet's port of it),
+# i.e. the longer side becomes 1344, PIL bilinear on the image decoded with PIL as
+# detectron2 reads it; the model pads it with black to 1344 x 1344 before
+# normalising (configs/ov_seg: the data preprocessor's pad_to_size).
+test_size = 1344
 train_vocabulary = 'dataset:coco_panoptic'
 
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='mmseg.Resize', scale=test_scale, keep_ratio=True),
+    dict(type='LoadImageFromFile', imdecode_backend='pillow', backend_args=backend_args),
+    dict(type='mmdet.ResizeShortestEdge', scale=test_size, max_size=test_size,
+         resize_type='vitamin_dense.PILResize'),
     dict(type='LoadWideSemSegAnnotations', ignore_index=65535),
     dict(type='mmseg.PackSegInputs'),
 ]
@@ -22,7 +28,6 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type=dataset_type, data_root=data_root,
                  data_prefix=dict(img_path='images_detectron2/validation', seg_map_path='annotations_detectron2/validation'),
-                 classes_file='ade847_classes.txt',
                  test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='OpenVocabIoUMetric', iou_metrics=['mIoU'],

@@ -7,23 +7,37 @@
 dataset_type = 'OpenVocabCocoPanopticDataset'
 data_root = 'data/coco/'
 backend_args = None
-coco_train_crop = (1024, 1024)   # large-scale jitter crop (the ViTamin-L recipe uses 1344)
-coco_test_scale = (1333, 800)
+# Training input, Mask2Former's / FC-CLIP's COCO panoptic large-scale jitter
+# (coco_panoptic_new_baseline_dataset_mapper.py, INPUT.IMAGE_SIZE 1344 of the
+# ViTamin-L recipe): horizontal flip, resize to fit the crop scaled by U(0.1, 2.0)
+# (PIL, as detectron2), random crop, padded to the crop with grey 128 (labels: void)
+# as its FixedSizeCrop.
+coco_train_crop = (1344, 1344)
+# Test input, the published ViTamin-L FC-CLIP's on every set: detectron2's
+# ResizeShortestEdge with MIN_SIZE_TEST = MAX_SIZE_TEST = 1344 (mmdet's port of it),
+# i.e. the longer side becomes 1344, PIL bilinear on the image decoded with PIL as
+# detectron2 reads it; the model pads it with black to 1344 x 1344 before
+# normalising (configs/ov_seg: the data preprocessor's pad_to_size).
+test_size = 1344
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(type='LoadImageFromFile', imdecode_backend='pillow', backend_args=backend_args),
     dict(type='mmdet.LoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True,
          backend_args=backend_args),
     dict(type='mmdet.RandomFlip', prob=0.5),
     dict(type='mmdet.RandomResize', scale=coco_train_crop, ratio_range=(0.1, 2.0),
-         resize_type='mmdet.Resize', keep_ratio=True),
+         resize_type='vitamin_dense.PILResize', keep_ratio=True),
     dict(type='mmdet.RandomCrop', crop_size=coco_train_crop, crop_type='absolute',
          recompute_bbox=True, allow_negative_crop=True),
+    dict(type='mmdet.FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True,
+         keep_empty=False),
+    dict(type='mmdet.Pad', size=coco_train_crop, pad_val=dict(img=(128, 128, 128), seg=255)),
     dict(type='mmdet.PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='mmdet.Resize', scale=coco_test_scale, keep_ratio=True),
+    dict(type='LoadImageFromFile', imdecode_backend='pillow', backend_args=backend_args),
+    dict(type='mmdet.ResizeShortestEdge', scale=test_size, max_size=test_size,
+         resize_type='vitamin_dense.PILResize'),
     dict(type='mmdet.LoadPanopticAnnotations', backend_args=backend_args),
     dict(type='mmdet.PackDetInputs',
          meta_keys=('img_id', 'img_path', 'seg_map_path', 'segments_info', 'ori_shape',
@@ -33,11 +47,10 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=2, num_workers=2, persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    batch_sampler=dict(type='mmdet.AspectRatioBatchSampler'),
     dataset=dict(type=dataset_type, data_root=data_root,
                  ann_file='annotations/panoptic_train2017.json',
                  data_prefix=dict(img='train2017/', seg='annotations/panoptic_train2017/'),
-                 filter_cfg=dict(filter_empty_gt=True, min_size=32),
+                 filter_cfg=dict(filter_empty_gt=False),
                  pipeline=train_pipeline, backend_args=backend_args))
 val_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True, drop_last=False,

@@ -2,16 +2,23 @@
 # Layout under data_root (data/VOCdevkit/VOC2012/):
 #   JPEGImages/*.jpg, SegmentationClass/*.png, ImageSets/Segmentation/val.txt
 #   (background and boundary pixels are ignored)
-# Seen / unseen: classes named like a COCO panoptic class are "seen" (FC-CLIP's rule).
+# Names: FC-CLIP's (vitamin_dense/datasets/vocabularies/). Seen / unseen: a class is "seen"
+# when one of its names is a COCO panoptic name (FC-CLIP's rule).
 dataset_type = 'PascalVOC20Dataset'
 data_root = 'data/VOCdevkit/VOC2012/'
 backend_args = None
-test_scale = (2560, 640)
+# Test input, the published ViTamin-L FC-CLIP's on every set: detectron2's
+# ResizeShortestEdge with MIN_SIZE_TEST = MAX_SIZE_TEST = 1344 (mmdet's port of it),
+# i.e. the longer side becomes 1344, PIL bilinear on the image decoded with PIL as
+# detectron2 reads it; the model pads it with black to 1344 x 1344 before
+# normalising (configs/ov_seg: the data preprocessor's pad_to_size).
+test_size = 1344
 train_vocabulary = 'dataset:coco_panoptic'
 
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='mmseg.Resize', scale=test_scale, keep_ratio=True),
+    dict(type='LoadImageFromFile', imdecode_backend='pillow', backend_args=backend_args),
+    dict(type='mmdet.ResizeShortestEdge', scale=test_size, max_size=test_size,
+         resize_type='vitamin_dense.PILResize'),
     dict(type='mmseg.LoadAnnotations'),
     dict(type='mmseg.PackSegInputs'),
 ]

@@ -1,11 +1,19 @@
 # Sliding F-ViT with a frozen ViTamin-L-336 (the ViTamin paper's open-vocabulary
-# detector; published on MMDetection 2.x, here on MMDetection 3.x).
-#   frozen sliding-window ViTamin (window 336, stride 168 -> snapped to 160 px)
+# detector; published on MMDetection 2.x, here on MMDetection 3.x), as released
+# (Beckschen/ViTamin vitamin_fvit/F-ViT):
+#   frozen sliding-window ViTamin (window 336, stride 168 with the released
+#   placement: windows at exact pixel offsets, outputs at floor(offset / stride))
 #   -> trainable adapters: s4 conv-BN-GELU-conv, s8 conv, block 14 (of 31) as is,
-#      max-pool of the last map -> FPN 256 -> RPN -> RoI head (4 conv + 2 FC,
-#      cosine vs text embeddings, learnable temperature 50, background text
-#      embedding, class-agnostic boxes)
-#   test: RoIAlign(1x1) on the dense CLIP map, geometric ensemble with the detector.
+#      max-pool of the last map -> FPN 256 -> RPN -> RoI head (4 conv + 2 shared
+#      FC, then one FC + ReLU per branch; cosine of the class branch's output vs
+#      text embeddings, learnable temperature 50, background text embedding,
+#      class-agnostic boxes)
+#   text: F-ViT's recipe (63 ViLD templates, "This is ..." prefix, a/an, category
+#   name only, a "background" embedding)
+#   test: images padded to a square (896 x 896); RoIAlign(1x1) on the dense CLIP
+#   map (window tokens averaged, then fc_norm + projection), geometric ensemble.
+# For new training, window_placement='aligned' snaps the stride to 160 px so that
+# every window lands on the 16 px token grid.
 # The model is built in mmdet's scope (_scope_), so stock mmdet names work inside
 # it whatever the config's default scope.
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # BN on one device (reverted automatically)
@@ -14,8 +22,10 @@ model = dict(
     _scope_='mmdet',
     type='SlidingFViT',
     window_stride=168,
+    window_placement='published',
     data_preprocessor=dict(
-        type='DetDataPreprocessor',
+        type='FViTDataPreprocessor',
+        pad_to_square=True,  # test images as published: Pad(pad_to_square=True) after Normalize
         # CLIP normalisation on a 0-255 scale, RGB (= ViTaminBackbone.pixel_mean / pixel_std)
         mean=[122.7709383, 116.7460125, 104.09373615],
         std=[68.5005327, 66.6321579, 70.32316305],
@@ -32,7 +42,7 @@ model = dict(
         memory_budget_mb=4096),
     # Default levels: s4 conv-norm-GELU-conv, s8 conv, block14 identity, s16 max-pool.
     adapter=dict(norm='SyncBN'),
-    text_encoder=dict(templates='vild'),  # the backbone's model and weights
+    text_encoder=dict(type='FViTTextEncoder'),  # the backbone's model and weights
     # in_channels come from the backbone: [160, 320, 1024, 1024] for ViTamin-L
     neck=dict(type='FPN', out_channels=256, num_outs=5, norm_cfg=norm_cfg),
     rpn_head=dict(
@@ -60,8 +70,10 @@ model = dict(
             roi_feat_size=7,
             num_shared_convs=4,
             num_shared_fcs=2,
+            num_cls_fcs=1,   # its ReLU output is the RoI embedding (fc_out_channels = clip_dim)
+            num_reg_fcs=1,
             conv_out_channels=256,
-            fc_out_channels=768,
+            fc_out_channels=clip_dim,
             norm_cfg=norm_cfg,
             reg_class_agnostic=True,
             bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0],

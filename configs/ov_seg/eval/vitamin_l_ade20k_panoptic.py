@@ -1,6 +1,6 @@
 # Zero-shot evaluation of the COCO-trained ViTamin-L FC-CLIP on ADE20K-150 panoptic: PQ / SQ / RQ and mIoU (from the panoptic masks).
-# The test vocabulary is the data set's class list (with synonyms); classes named
-# like a COCO class are 'seen' (ensemble weight alpha, else beta).
+# The test vocabulary is FC-CLIP's names for the data set's classes (with synonyms); a
+# class is 'seen' when one of them is a COCO panoptic name (ensemble weight alpha, else beta).
 #
 #   python tools/test.py configs/ov_seg/eval/vitamin_l_ade20k_panoptic.py work_dirs/vitamin_l_coco/iter_368750.pth
 #
@@ -10,5 +10,11 @@ _base_ = [
     '../../_base_/datasets/ade20k_panoptic.py',
     '../../_base_/default_runtime.py',
 ]
+# The reference's test input (what its learned position maps are made for): each
+# image, its longer side resized to 1344 by the data set's pipeline, is padded with
+# black to 1344 x 1344 before normalisation; predictions are cropped back by the
+# reference's rule, then resized to the original size.
+model = dict(
+    data_preprocessor=dict(pad_to_size=(1344, 1344), pixel_pad_value=0, unpad='long_side'))
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

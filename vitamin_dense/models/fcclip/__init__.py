@@ -1,7 +1,10 @@
 """FC-CLIP (Sliding FC-CLIP in the ViTamin paper): segmentor, head, criterion,
-pre- and post-processing and the seen/unseen vocabulary logic."""
+pre- and post-processing, global position maps, the seen/unseen vocabulary
+logic, and the converter of the released checkpoint (``convert``, used by
+``tools/convert_checkpoint.py``)."""
 from .criterion import MaskFormerCriterion
 from .data_preprocessor import CLIP_MEAN, CLIP_STD, OVSegDataPreprocessor
+from .global_position import GlobalPositionMaps
 from .head import FCCLIPHead, binary_mask_pool, cosine_logits, geometric_ensemble
 from .postprocess import INSTANCE_OFFSET, instance_inference, panoptic_inference, semantic_inference
 from .segmentor import FCCLIPSegmentor, segment_targets
@@ -11,5 +14,5 @@ __all__ = [
     'MaskFormerCriterion', 'CLIP_MEAN', 'CLIP_STD', 'OVSegDataPreprocessor', 'FCCLIPHead',
     'binary_mask_pool', 'cosine_logits', 'geometric_ensemble', 'INSTANCE_OFFSET',
     'instance_inference', 'panoptic_inference', 'semantic_inference', 'FCCLIPSegmentor',
-    'segment_targets', 'SegVocabulary', 'seen_flags',
+    'segment_targets', 'SegVocabulary', 'seen_flags', 'GlobalPositionMaps',
 ]

@@ -24,9 +24,16 @@ transformer decoder ours reproduce exactly, see ``tests/test_seg_heads.py``):
 * layer count: FC-CLIP's ``DEC_LAYERS=10`` counts the prediction on the
   initial queries, i.e. 9 decoder layers (``num_decoder_layers=9`` here,
   ``num_layers=9`` in mmdet), 10 supervised predictions;
-* ``valid_masks_only`` (default on): a query whose mask covers no token
-  uses the in-vocabulary branch alone (FC-CLIP's ``ENSEMBLE_ON_VALID_MASK``,
-  off in its ConvNeXt configs), since pooling an empty mask gives ``proj(fc_norm(0))``.
+* ``ensemble_on_valid_mask`` (FC-CLIP's ``ENSEMBLE_ON_VALID_MASK``; on by
+  default here, off in FC-CLIP's configs and ours): a query whose mask covers no
+  token uses the in-vocabulary branch alone, since pooling an empty mask gives
+  ``proj(fc_norm(0))``.
+
+Synonyms: with one embedding per class (``(K, E)``, the mean over its
+synonyms) the classifiers compare with ``K`` rows; given per-synonym
+embeddings grouped by class (``(K, M, E)``,
+:func:`~vitamin_dense.text.classifier.group_synonyms`) they compare with every
+synonym and keep each class's largest logit, in both branches, as FC-CLIP does.
 """
 from __future__ import annotations
 
@@ -62,8 +69,18 @@ def binary_mask_pool(features: Tensor, mask_logits: Tensor, eps: float = 1e-8) -
 
 
 def cosine_logits(embeddings: Tensor, class_embeddings: Tensor, scale: Tensor) -> Tensor:
-    """``scale * cos(embeddings, class_embeddings)``: ``(B, Q, K)``; classes already normalised."""
-    return scale * F.normalize(embeddings, dim=-1) @ class_embeddings.t().to(embeddings.dtype)
+    """``scale * cos(embeddings, class_embeddings)``: ``(B, Q, K)``; classes already normalised.
+
+    ``class_embeddings`` is ``(K, E)``, or ``(K, M, E)`` synonyms per class:
+    then each class gets its synonyms' largest logit (FC-CLIP's
+    ``get_classification_logits``; the gradient reaches the winning synonym).
+    """
+    embeddings = F.normalize(embeddings, dim=-1)
+    if class_embeddings.dim() == 2:
+        return scale * embeddings @ class_embeddings.t().to(embeddings.dtype)
+    k, m, e = class_embeddings.shape
+    logits = scale * embeddings @ class_embeddings.reshape(k * m, e).t().to(embeddings.dtype)
+    return logits.unflatten(-1, (k, m)).max(dim=-1).values
 
 
 def geometric_ensemble(in_logits: Tensor, out_logits: Optional[Tensor], seen: Tensor,
@@ -168,18 +185,16 @@ class FCCLIPHead(BaseModule):
         self._is_init = True
 
     # ----------------------------------------------------------- classifiers
-    def text_classifier(self, class_embeddings: Tensor) -> Tensor:
-        """Normalised class embeddings with the normalised void embedding appended."""
-        void = F.normalize(self.void_embedding.weight, dim=-1)
-        return torch.cat([class_embeddings.to(void.dtype), void], dim=0)
-
     def in_vocab_logits(self, step: DecoderStep, mask_features: Tensor,
-                        text_classifier: Tensor) -> Tensor:
-        """``(B, Q, K + 1)`` logits of one decoder step (void last)."""
+                        class_embeddings: Tensor) -> Tensor:
+        """``(B, Q, K + 1)`` logits of one decoder step: the classes, then the
+        learnable void embedding (normalised like the classes)."""
         pooled = binary_mask_pool(mask_features, step.masks)
         embed = self.class_embed(self.mask_pooling_proj(pooled) + step.queries)
         scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-        return cosine_logits(embed, text_classifier, scale)
+        void = F.normalize(self.void_embedding.weight, dim=-1)
+        return torch.cat([cosine_logits(embed, class_embeddings, scale),
+                          cosine_logits(embed, void, scale)], dim=-1)
 
     @staticmethod
     def out_vocab_logits(mask_logits: Tensor, tokens: Tensor, backbone: nn.Module,
@@ -194,8 +209,9 @@ class FCCLIPHead(BaseModule):
                               align_corners=False)
         binary = (small > 0).to(tokens.dtype)
         valid = binary.flatten(2).sum(-1) > 0
-        embeds = backbone.mask_pool(binary, tokens)
-        scale = torch.as_tensor(logit_scale, dtype=torch.float32).clamp(max=MAX_LOGIT_SCALE)
+        embeds = backbone.mask_pool(binary, tokens, eps=1e-8)  # FC-CLIP's MaskPooling
+        scale = torch.as_tensor(logit_scale, dtype=torch.float32,
+                                device=embeds.device).clamp(max=MAX_LOGIT_SCALE)
         return cosine_logits(embeds.float(), class_embeddings.float(), scale), valid
 
     # --------------------------------------------------------------- forward
@@ -205,7 +221,8 @@ class FCCLIPHead(BaseModule):
         Args:
             feats: backbone maps at the configured strides (a list, finest
                 first, or the backbone's dict with ``s4 .. s32``).
-            class_embeddings: ``(K, E)`` L2-normalised text embeddings.
+            class_embeddings: ``(K, E)`` L2-normalised text embeddings, or
+                ``(K, M, E)`` per synonym (each class scores its best synonym).
             all_steps: classify every decoder step (training, deep
                 supervision) or only the last (inference).
 
@@ -219,9 +236,8 @@ class FCCLIPHead(BaseModule):
             feats = [feats[f's{s}'] for s in self.pixel_decoder.strides]
         mask_features, multi_scale = self.pixel_decoder(feats)
         steps = self.transformer_decoder(multi_scale, mask_features, keep_all=all_steps)
-        classifier = self.text_classifier(class_embeddings)
         classified = steps if all_steps else steps[-1:]
-        logits = [self.in_vocab_logits(s, mask_features, classifier) for s in classified]
+        logits = [self.in_vocab_logits(s, mask_features, class_embeddings) for s in classified]
         return dict(pred_logits=logits, pred_masks=[s.masks for s in steps],
                     mask_features=mask_features)
 

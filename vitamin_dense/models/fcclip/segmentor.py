@@ -36,8 +36,10 @@ from torch import Tensor, nn
 from ...errors import ConfigError, VocabularyError
 from .head import geometric_ensemble
 from ...registry import MODELS
+from ...text.classifier import SYNONYM_REDUCTIONS, group_synonyms
 from ...text.vocabulary import VocabSpec
 from .data_preprocessor import OVSegDataPreprocessor  # noqa: F401  (registers the type)
+from .global_position import build_global_position_maps
 from .postprocess import MaskResizer, mask_inference
 from .vocabulary import SegVocabulary, seen_flags
 
@@ -55,7 +57,7 @@ DEFAULT_TEST_CFG = dict(
     max_elements=64 * 2 ** 20,  # bound on one chunk of upsampled masks
 )
 DEFAULT_ENSEMBLE = dict(alpha=0.45, beta=0.7, use_in_vocab=True, use_out_vocab=True,
-                        valid_masks_only=True)
+                        ensemble_on_valid_mask=True)
 
 
 class _VocabularyState(nn.Module):
@@ -93,7 +95,17 @@ class FCCLIPSegmentor(BaseModel):
             ``dataset:NAME``); default: set from the data sets by the hook.
         thing_classes: names of thing classes for fixed vocabularies.
         ensemble: ``alpha`` (seen), ``beta`` (unseen), ``use_in_vocab``,
-            ``use_out_vocab``, ``valid_masks_only`` (see :func:`geometric_ensemble`).
+            ``use_out_vocab``, ``ensemble_on_valid_mask`` (FC-CLIP's option: only
+            masks covering a token get the out-of-vocabulary branch; see
+            :func:`geometric_ensemble`).
+        synonym_reduce: ``'mean'`` (one embedding per class, the mean over its
+            synonyms) or ``'max'`` (FC-CLIP: each synonym is a classifier row,
+            a class scores its synonyms' largest logit, in both branches and in
+            training).
+        global_pos_embed: ``dict(size=1344)`` adds learned position maps to
+            the head's inputs ``s4 .. s32`` (Sliding FC-CLIP, see
+            :mod:`~vitamin_dense.models.fcclip.global_position`; inputs must then
+            be ``size x size``, or add ``interpolate=True``); None: none.
         center_text_embeddings: for the in-vocabulary classifier, subtract the
             vocabulary's mean class embedding and renormalise. Only for randomly
             initialised text towers (the offline tiny config), whose class
@@ -112,6 +124,8 @@ class FCCLIPSegmentor(BaseModel):
                  test_vocabulary: Optional[VocabSpec] = None,
                  thing_classes: Optional[Sequence[str]] = None,
                  ensemble: Optional[dict] = None,
+                 synonym_reduce: str = 'mean',
+                 global_pos_embed: Optional[dict] = None,
                  center_text_embeddings: bool = False,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -129,6 +143,10 @@ class FCCLIPSegmentor(BaseModel):
         ens.update(ensemble or {})
         if not (ens['use_in_vocab'] or ens['use_out_vocab']):
             raise ConfigError('ensemble: use_in_vocab and use_out_vocab cannot both be False')
+        if synonym_reduce not in SYNONYM_REDUCTIONS:
+            raise ConfigError(f"synonym_reduce must be one of {list(SYNONYM_REDUCTIONS)}, "
+                              f"got '{synonym_reduce}'")
+        self.synonym_reduce = synonym_reduce
         cfg = dict(DEFAULT_TEST_CFG)
         unknown = set(test_cfg or {}) - set(cfg)
         if unknown:
@@ -152,6 +170,12 @@ class FCCLIPSegmentor(BaseModel):
                                             head_cfg.get('strides', (4, 8, 16, 32))])
         head_cfg.setdefault('embed_dim', self.backbone.clip_dim)
         self.head = MODELS.build(head_cfg)
+        self.global_pos_embed = None
+        if global_pos_embed is not None:
+            levels = [f's{s}' for s in head_cfg.get('strides', (4, 8, 16, 32))]
+            self.global_pos_embed = build_global_position_maps(
+                global_pos_embed, self.backbone.channels,
+                {lvl: int(lvl[1:]) for lvl in levels}, levels)
         self.criterion_cfg = criterion if criterion is not None else dict(type='MaskFormerCriterion')
         self._criterion: Optional[nn.Module] = None
         self.ensemble = ens
@@ -213,19 +237,28 @@ class FCCLIPSegmentor(BaseModel):
         return vocab
 
     def class_embeddings(self, mode: str) -> Tensor:
-        """``(K, E)`` normalised text embeddings of the train / test vocabulary (cached)."""
+        """Normalised text embeddings of the train / test vocabulary (cached).
+
+        ``(K, E)`` with ``synonym_reduce='mean'``; ``(K, M, E)``, each class's
+        synonyms (:func:`~vitamin_dense.text.classifier.group_synonyms`), with ``'max'``.
+        """
         vocab = self._require(mode)
         entry = self._embedding_cache.get(mode)  # (vocabulary, embeddings)
         if entry is None or entry[0] is not vocab or entry[1].device != self.text_encoder.device:
-            entry = (vocab, self.text_encoder.encode(vocab.vocab).detach())
+            if self.synonym_reduce == 'max':
+                emb = group_synonyms(self.text_encoder.encode_synonyms(vocab.vocab).detach(),
+                                     [len(c) for c in vocab.classes])
+            else:
+                emb = self.text_encoder.encode(vocab.vocab).detach()
+            entry = (vocab, emb)
             self._embedding_cache[mode] = entry
         return entry[1]
 
     def in_vocab_embeddings(self, mode: str) -> Tensor:
-        """Class embeddings the in-vocabulary classifier compares with (see ``center_text_embeddings``)."""
+        """Text embeddings the in-vocabulary classifier compares with (see ``center_text_embeddings``)."""
         emb = self.class_embeddings(mode)
         if self.center_text_embeddings and emb.shape[0] > 1:
-            emb = F.normalize(emb - emb.mean(0, keepdim=True), dim=-1)
+            emb = F.normalize(emb - emb.reshape(-1, emb.shape[-1]).mean(0), dim=-1)
         return emb
 
     def seen_classes(self) -> Tensor:
@@ -248,6 +281,17 @@ class FCCLIPSegmentor(BaseModel):
         """Stitched backbone maps ``s4 .. s32`` (and ``clip`` if enabled)."""
         return self.backbone(inputs, stride=stride)
 
+    @property
+    def fixed_input_size(self) -> Optional[int]:
+        """The square input size the global position maps need (None: any size)."""
+        maps = self.global_pos_embed
+        return None if maps is None or maps.interpolate else maps.size
+
+    def head_inputs(self, feats: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The head's inputs: the backbone maps plus the global position maps, if any
+        (the out-of-vocabulary branch keeps pooling the plain ``s16`` tokens)."""
+        return feats if self.global_pos_embed is None else self.global_pos_embed(feats)
+
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None, mode: str = 'tensor'):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
@@ -262,7 +306,7 @@ class FCCLIPSegmentor(BaseModel):
         vocab = self._require('train')
         feats = self.extract_feat(inputs)
         # every decoder step is classified only when the criterion supervises them all
-        out = self.head(feats, self.in_vocab_embeddings('train'),
+        out = self.head(self.head_inputs(feats), self.in_vocab_embeddings('train'),
                         all_steps=self.criterion.deep_supervision)
         targets = [segment_targets(s, vocab, inputs.shape[-2:]) for s in data_samples]
         return self.criterion(out['pred_logits'], out['pred_masks'], targets)
@@ -274,17 +318,21 @@ class FCCLIPSegmentor(BaseModel):
             stride = self.test_cfg['stride']
         feats = self.extract_feat(inputs, stride=stride)
         embeddings = self.class_embeddings('test')
-        out = self.head(feats, self.in_vocab_embeddings('test'), all_steps=False)
+        out = self.head(self.head_inputs(feats), self.in_vocab_embeddings('test'),
+                        all_steps=False)
         masks = out['pred_masks'][-1]
         in_logits = out['pred_logits'][-1]
         ens = self.ensemble
         out_logits, valid = None, None
         if ens['use_out_vocab']:
+            # CLIP's own temperature: the text tower's logit_scale (in the checkpoint)
             out_logits, valid = self.head.out_vocab_logits(
-                masks, feats['s16'], self.backbone, embeddings, self.backbone.logit_scale_init)
+                masks, feats['s16'], self.backbone, embeddings,
+                self.text_encoder.logit_scale.detach().float().exp())
         probs = geometric_ensemble(
             in_logits, out_logits, self.seen_classes(), ens['alpha'], ens['beta'],
-            valid if ens['valid_masks_only'] else None, ens['use_in_vocab'], ens['use_out_vocab'])
+            valid if ens['ensemble_on_valid_mask'] else None, ens['use_in_vocab'],
+            ens['use_out_vocab'])
         return dict(class_probs=probs, mask_logits=masks)
 
     def predict(self, inputs: Tensor, data_samples: Optional[list] = None,

@@ -59,14 +59,18 @@ class SegVocabulary:
         if isinstance(spec, SegVocabulary):
             return spec
         vocab = parse_vocabulary(spec)
-        return cls(vocab, _thing_flags(vocab, thing_classes, stuff_classes))
+        return cls(vocab, _thing_flags(vocab.classes, thing_classes, stuff_classes))
 
     @classmethod
     def from_metainfo(cls, metainfo: Mapping[str, Any], where: str = 'the data set'
                       ) -> 'SegVocabulary':
         """From a data set's metainfo: ``classes`` (+ ``synonyms``, ``thing_classes``)."""
         vocab = vocabulary_from_metainfo(metainfo, where)
-        return cls(vocab, _thing_flags(vocab, metainfo.get('thing_classes'),
+        # things / stuff are listed by the data set's own class names, which a
+        # metainfo 'vocabulary' (e.g. FC-CLIP's names) replaces
+        names = tuple((str(raw),) for raw in metainfo['classes']) \
+            if metainfo.get('vocabulary') is not None else vocab.classes
+        return cls(vocab, _thing_flags(names, metainfo.get('thing_classes'),
                                        metainfo.get('stuff_classes')))
 
     # ------------------------------------------------------------- persistence
@@ -76,19 +80,19 @@ class SegVocabulary:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> 'SegVocabulary':
-        return cls(parse_vocabulary([tuple(c) for c in state['classes']]),
+        return cls(Vocabulary.from_names([tuple(c) for c in state['classes']], shared_names=True),
                    tuple(bool(t) for t in state['is_thing']))
 
 
-def _thing_flags(vocab: Vocabulary, thing_classes: Optional[Sequence[str]],
+def _thing_flags(classes: Sequence[Sequence[str]], thing_classes: Optional[Sequence[str]],
                  stuff_classes: Optional[Sequence[str]]) -> Tuple[bool, ...]:
     if thing_classes is not None:
         things = {normalize_name(str(n)) for n in thing_classes}
-        return tuple(any(normalize_name(n) in things for n in c) for c in vocab.classes)
+        return tuple(any(normalize_name(n) in things for n in c) for c in classes)
     if stuff_classes is not None:
         stuff = {normalize_name(str(n)) for n in stuff_classes}
-        return tuple(not any(normalize_name(n) in stuff for n in c) for c in vocab.classes)
-    return tuple(True for _ in vocab.classes)
+        return tuple(not any(normalize_name(n) in stuff for n in c) for c in classes)
+    return tuple(True for _ in classes)
 
 
 def seen_flags(test: SegVocabulary, train: Optional[SegVocabulary]) -> Tensor:

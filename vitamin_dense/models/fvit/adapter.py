@@ -58,7 +58,7 @@ def fvit_default_levels(depth: int) -> List[dict]:
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class SlidingFViTAdapter(BaseModule):
     """Maps named backbone outputs to a tuple of pyramid levels.
 

@@ -1,12 +1,16 @@
 """F-ViT's RoI box head: shared convs and FCs, then a cosine classifier over text embeddings.
 
-A ``Shared4Conv2FC``-style :class:`~mmdet.models.roi_heads.ConvFCBBoxHead`
-whose classifier is not a linear layer over a fixed class list but the cosine
-similarity between the projected RoI feature and the class text embeddings
-(plus a background text embedding, last), times a learnable temperature
-(initialised to 50). The class list can change between calls: training uses
-the base vocabulary, testing any vocabulary (:meth:`set_class_embeddings`).
-Box regression is class-agnostic, so it does not depend on the vocabulary.
+A :class:`~mmdet.models.roi_heads.ConvFCBBoxHead` (published: 4 shared convs,
+2 shared FCs, then one FC per branch) whose classifier is not a linear layer
+over a fixed class list but the cosine similarity between the RoI's embedding
+and the class text embeddings (plus a background text embedding, last), times
+a learnable temperature (initialised to 50). As published, the embedding is
+the output of the classification branch's FC and ReLU (so it is
+non-negative), and box regression has its own FC and ReLU before ``fc_reg``;
+with ``num_cls_fcs=0`` a linear layer projects the shared features instead.
+The class list can change between calls: training uses the base vocabulary,
+testing any vocabulary (:meth:`set_class_embeddings`). Box regression is
+class-agnostic, so it does not depend on the vocabulary.
 
 In training mode :meth:`forward` returns logits (softmax cross-entropy over
 classes and background, background weighted by ``background_weight``). In
@@ -34,7 +38,7 @@ from .ensemble import check_exponent, cosine_logits, geometric_ensemble
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class FViTBBoxHead(ConvFCBBoxHead):
     """Open-vocabulary box head of F-ViT.
 
@@ -49,6 +53,10 @@ class FViTBBoxHead(ConvFCBBoxHead):
         clip_temperature: temperature of the CLIP scores (75 OV-COCO, 50 OV-LVIS).
         alpha: CLIP's weight in the ensemble for base classes (0.1).
         beta: CLIP's weight for novel classes (0.8 OV-COCO, 0.4 OV-LVIS).
+        num_cls_fcs: FCs of the classification branch (published: 1, whose
+            ReLU output is the embedding, so ``fc_out_channels`` must equal
+            ``embed_dim``); 0: a linear projection of the shared features.
+        num_reg_fcs: FCs of the regression branch (published: 1).
         **kwargs: :class:`ConvFCBBoxHead` arguments (``num_shared_convs=4``,
             ``num_shared_fcs=2``, ``fc_out_channels``, ``norm_cfg``, ...).
     """
@@ -66,6 +74,8 @@ class FViTBBoxHead(ConvFCBBoxHead):
                  num_shared_fcs: int = 2,
                  conv_out_channels: int = 256,
                  fc_out_channels: int = 1024,
+                 num_cls_fcs: int = 1,
+                 num_reg_fcs: int = 1,
                  **kwargs):
         if not kwargs.setdefault('reg_class_agnostic', True):
             raise ConfigError('FViTBBoxHead regresses boxes class-agnostically '
@@ -75,14 +85,22 @@ class FViTBBoxHead(ConvFCBBoxHead):
             raise ConfigError('FViTBBoxHead is trained with softmax cross-entropy over classes and '
                               'background: set loss_cls.use_sigmoid=False')
         kwargs.setdefault('num_classes', 1)  # replaced by set_class_embeddings
+        if num_cls_fcs > 0 and int(fc_out_channels) != int(embed_dim):
+            raise ConfigError(f'FViTBBoxHead: with num_cls_fcs={num_cls_fcs} the last FC of the '
+                              f'classification branch is the embedding, so fc_out_channels '
+                              f'({fc_out_channels}) must equal embed_dim ({embed_dim}); or set '
+                              'num_cls_fcs=0 for a linear projection')
         super().__init__(num_shared_convs=num_shared_convs, num_shared_fcs=num_shared_fcs,
                          conv_out_channels=conv_out_channels, fc_out_channels=fc_out_channels,
-                         **kwargs)
+                         num_cls_fcs=num_cls_fcs, num_reg_fcs=num_reg_fcs, **kwargs)
         if not self.with_cls:
             raise ConfigError('FViTBBoxHead needs its classifier (with_cls=True)')
         self.embed_dim = int(embed_dim)
-        # The "classifier" projects RoI features into the text space.
-        self.fc_cls = nn.Linear(self.fc_cls.in_features, self.embed_dim)
+        # The "classifier" is the cosine with text embeddings: the classification branch's
+        # output is the embedding itself (published), or a linear projection into the
+        # text space when the branch has no FC of its own.
+        self.fc_cls = nn.Identity() if num_cls_fcs > 0 else nn.Linear(self.cls_last_dim,
+                                                                       self.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(temperature)),
                                         requires_grad=learn_temperature)
         if learn_background:
@@ -140,7 +158,7 @@ class FViTBBoxHead(ConvFCBBoxHead):
             clip_embeddings: ``(N, E)`` CLIP embeddings of the same RoIs
                 (RoIAlign on the dense CLIP map); used in eval mode only.
         """
-        projected, bbox_pred = super().forward(x)
+        projected, bbox_pred = super().forward(x)  # fc_cls: identity or the projection
         embeddings = self.all_embeddings().to(projected.dtype)
         logits = cosine_logits(projected, embeddings, self.logit_scale)
         if self.training:

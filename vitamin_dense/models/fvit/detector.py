@@ -25,8 +25,14 @@ model never trained on it (the trained names are saved in checkpoints).
 ``set_vocabulary('cat,dog')`` switches to any user vocabulary.
 
 Window stride. The published stride is 168 (half the 336 px window), which
-is not a multiple of ViTamin's 16 px tokens; ``window_stride`` is snapped to
-the nearest multiple (168 -> 160) and the snap is logged (see DESIGN.md).
+is not a multiple of ViTamin's 16 px tokens. ``window_placement='aligned'``
+(the default, for new training) snaps ``window_stride`` to the nearest
+multiple (168 -> 160) and logs the snap, so every window lands on the token
+grid; ``'published'`` keeps 168 and places windows as the released
+checkpoints were trained and evaluated (the backbone's ``'published'``
+placement: outputs at ``floor(offset / stride)``, the dense CLIP map projected
+after averaging the windows' tokens; see docs/ARCHITECTURE.md,
+"Design notes").
 """
 from __future__ import annotations
 
@@ -40,13 +46,14 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.structures import SampleList
 from torch import Tensor
 
-from ...backbones.sliding_window import snap_stride
+from ...backbones.sliding_window import check_placement, snap_stride
 from ...errors import ConfigError, VocabularyError
 from ...registry import MODELS, register_openmmlab_alias
-from ...text import TextClassifier
+from ...text.classifier import TextClassifier
 from ...text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
                                vocabulary_from_metainfo)
 from .adapter import SlidingFViTAdapter
+from .text import BACKGROUND
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +65,7 @@ def _vocabulary(spec) -> Vocabulary:
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class SlidingFViT(TwoStageDetector):
     """Open-vocabulary two-stage detector on a frozen sliding-window ViTamin.
 
@@ -72,10 +79,14 @@ class SlidingFViT(TwoStageDetector):
             with an :class:`FViTBBoxHead`).
         adapter: ``dict(levels=[...], norm='SyncBN')`` for
             :class:`SlidingFViTAdapter` (default levels: the published ones).
-        text_encoder: :class:`TextClassifier` arguments (default: the
-            backbone's model and weights, ViLD templates).
-        window_stride: stride of the sliding windows in training and testing,
-            snapped to the 16 px token grid (published: 168 -> 160).
+        text_encoder: text encoder config: ``type`` ``'TextClassifier'`` (the
+            default) or ``'FViTTextEncoder'`` (the published recipe) and their
+            arguments (default: the backbone's model and weights).
+        window_stride: stride of the sliding windows in training and testing
+            (published: 168), snapped to the 16 px token grid unless
+            ``window_placement='published'``.
+        window_placement: ``'aligned'`` (default) or ``'published'`` (see the
+            module doc).
         novel_classes: names always treated as novel at test time (besides
             the data set's ``novel_classes``).
     """
@@ -92,13 +103,21 @@ class SlidingFViT(TwoStageDetector):
                  window_stride: Optional[int] = None,
                  novel_classes: Sequence[str] = (),
                  data_preprocessor: Optional[dict] = None,
+                 window_placement: str = 'aligned',
                  init_cfg=None):
         backbone = copy.deepcopy(dict(backbone))
+        check_placement(window_placement)
+        if backbone.get('window_placement', window_placement) != window_placement:
+            raise ConfigError(f"window_placement='{window_placement}' and backbone."
+                              f"window_placement='{backbone['window_placement']}' disagree; "
+                              'set only the detector\'s')
+        backbone['window_placement'] = window_placement
         if backbone.get('return_tuple', False):
             raise ConfigError('SlidingFViT needs the named backbone maps: set '
                               'backbone.return_tuple=False')
         if window_stride is not None:
-            snapped = snap_stride(int(window_stride))
+            snapped = int(window_stride) if window_placement == 'published' else \
+                snap_stride(int(window_stride))
             if snapped != window_stride:
                 logger.warning('F-ViT window stride %s px is not a multiple of the 16 px token '
                                'size; snapped to %s px so that windows share a token grid',
@@ -115,6 +134,7 @@ class SlidingFViT(TwoStageDetector):
         super().__init__(backbone=backbone, neck=None, rpn_head=rpn_head, roi_head=roi_head,
                          train_cfg=train_cfg, test_cfg=test_cfg,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.window_placement = window_placement
         adapter = dict(adapter or {})
         self.adapter = SlidingFViTAdapter.from_backbone(
             self.backbone, levels=adapter.get('levels'), norm=adapter.get('norm', 'SyncBN'))
@@ -127,10 +147,14 @@ class SlidingFViT(TwoStageDetector):
         self.neck = MMDET_MODELS.build(neck)
 
         text_cfg = dict(text_encoder or {})
-        text_cfg.pop('type', None)
+        text_type = text_cfg.pop('type', 'TextClassifier')
+        text_cls = MODELS.get(text_type) if isinstance(text_type, str) else text_type
+        if text_cls is None or not issubclass(text_cls, TextClassifier):
+            raise ConfigError(f"text_encoder type '{text_type}' is not a text encoder; use "
+                              "'TextClassifier' or 'FViTTextEncoder'")
         text_cfg.setdefault('model_name', self.backbone.model_name)
         text_cfg.setdefault('weights', backbone.get('weights', 'datacomp1b'))
-        self.text_encoder = TextClassifier(**text_cfg)
+        self.text_encoder = text_cls(**text_cfg)
         head = self.roi_head.bbox_head
         dims = {'backbone CLIP map': self.backbone.clip_dim,
                 'text encoder': self.text_encoder.embed_dim, 'box head': head.embed_dim}
@@ -138,7 +162,7 @@ class SlidingFViT(TwoStageDetector):
             raise ConfigError(f'embedding widths differ: {dims}; set roi_head.bbox_head.embed_dim='
                               f'{self.backbone.clip_dim} and use the same ViTamin model for text')
         with torch.no_grad():
-            head.background_embedding.copy_(self.text_encoder.encode(['background'])[0])
+            head.background_embedding.copy_(self.text_encoder.encode([BACKGROUND])[0])
         self.extra_novel = {normalize_name(n) for n in novel_classes}
         self._classes: Optional[Vocabulary] = None
         self._base: Optional[set] = None  # normalised names of base classes

@@ -20,7 +20,7 @@ from ...registry import MODELS, register_openmmlab_alias
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class FViTRoIHead(StandardRoIHead):
     """StandardRoIHead with a 1x1 RoIAlign on the dense CLIP map at test time.
 

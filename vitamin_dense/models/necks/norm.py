@@ -1,8 +1,9 @@
 """Channel LayerNorm for ``(B, C, H, W)`` maps, as ViTDet's heads and necks use.
 
 Registered as ``LN2d`` (the name MMDetection's ViTDet project uses) in our
-MODELS and, through the alias, in mmdet's and mmseg's, so mmcv's
-``build_norm_layer(dict(type='LN2d'), C)`` builds it from a stock config.
+MODELS and, through the alias, in mmdet's (with the detection neck that uses
+it), so mmcv's ``build_norm_layer(dict(type='LN2d'), C)`` builds it from a
+stock MMDetection config; elsewhere it is ``vitamin_dense.LN2d``.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
-alias_into_openmmlab(LayerNorm2d, name='LN2d')
+alias_into_openmmlab(LayerNorm2d, name='LN2d', packages=('mmdet',))
 
 
 def build_norm(kind: str, channels: int) -> nn.Module:

@@ -47,7 +47,7 @@ def _scale_stage(scale: float, channels: int, norm: str) -> Tuple[nn.Module, int
 
 
 @MODELS.register_module()
-@register_openmmlab_alias()
+@register_openmmlab_alias('mmdet')
 class SimpleFeaturePyramid(BaseModule):
     """Multi-scale features from a single map (ViTDet).
 

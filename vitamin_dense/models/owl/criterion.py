@@ -1,18 +1,29 @@
-"""Set-prediction training of the OWL head: Hungarian matching and DETR losses.
+"""Set-prediction training of the OWL head: Hungarian matching and OWL-ViT's losses.
 
 Every token is one prediction. Each image's tokens are matched one-to-one to
-its ground-truth boxes with mmdet's ``HungarianAssigner`` (focal
-classification, L1 and GIoU costs); matched tokens learn their box (L1 on
-normalised ``cx, cy, w, h`` and GIoU on pixels) and their class, and every
-other token learns "no object" for every query (sigmoid focal loss over the
-token x query logits). The OWLv2 objectness head learns "matched to any box"
-with the same focal loss on its detached features.
+its ground-truth boxes with mmdet's ``HungarianAssigner``; matched tokens
+learn their box and their class, every other token learns "no object" for
+every query (sigmoid focal loss over the token x query logits). The OWLv2
+objectness head learns "matched to any box" with the same focal loss on its
+detached features.
+
+The defaults are OWL-ViT's (scenic ``configs/clip_l14.py`` and
+``matching_base_models.py``):
+
+* costs and losses weighted 1 / 1 / 1 (class / L1 / GIoU), focal ``alpha`` 0.3
+  and ``gamma`` 2 in both;
+* the matching L1 cost on normalised ``cx, cy, w, h``, the L1 loss on the
+  normalised corners ``x1, y1, x2, y2``; both normalised by the image's square
+  box frame (the same frame the head decodes in);
+* per-example normalisation: each image's summed losses are divided by its own
+  number of boxes (at least 1), then averaged over the images; ``'global'``
+  divides the batch sums by the boxes of all images on all ranks (DETR).
 
 mmdet is imported only when the criterion is first used, so the detector's
-inference path never needs mmcv or mmdet. The focal loss is given one-hot
-targets, which makes mmdet's ``FocalLoss`` take its pure-PyTorch branch on
-every device (mmcv's ``SigmoidFocalLoss`` has no CPU kernel) and lets padded
-queries be excluded with a weight.
+inference path never needs mmcv or mmdet. The losses are mmdet's, called with
+``reduction_override='none'`` so that the reduction is ours; the focal loss is
+given one-hot targets, which makes mmdet's ``FocalLoss`` take its pure-PyTorch
+branch on every device and lets excluded queries be masked with a weight.
 """
 from __future__ import annotations
 
@@ -22,22 +33,27 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from ...errors import ConfigError
 from .heads import boxes_to_pixels
 
+OWL_FOCAL_ALPHA = 0.3
+OWL_FOCAL_GAMMA = 2.0
+NORMALIZATIONS = ('per_example', 'global')
+L1_FORMATS = ('xyxy', 'cxcywh')
 
 DEFAULT_ASSIGNER = dict(
     type='mmdet.HungarianAssigner',
     match_costs=[
-        dict(type='mmdet.FocalLossCost', weight=2.0),
-        dict(type='mmdet.BBoxL1Cost', weight=5.0, box_format='xywh'),
-        dict(type='mmdet.IoUCost', iou_mode='giou', weight=2.0),
+        dict(type='mmdet.FocalLossCost', weight=1.0, alpha=OWL_FOCAL_ALPHA, gamma=OWL_FOCAL_GAMMA),
+        dict(type='mmdet.BBoxL1Cost', weight=1.0, box_format='xywh'),
+        dict(type='mmdet.IoUCost', iou_mode='giou', weight=1.0),
     ])
-DEFAULT_LOSS_CLS = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                        loss_weight=2.0)
-DEFAULT_LOSS_BBOX = dict(type='mmdet.L1Loss', loss_weight=5.0)
-DEFAULT_LOSS_IOU = dict(type='mmdet.GIoULoss', loss_weight=2.0)
-DEFAULT_LOSS_OBJ = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                        loss_weight=1.0)
+DEFAULT_LOSS_CLS = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=OWL_FOCAL_GAMMA,
+                        alpha=OWL_FOCAL_ALPHA, loss_weight=1.0)
+DEFAULT_LOSS_BBOX = dict(type='mmdet.L1Loss', loss_weight=1.0)
+DEFAULT_LOSS_IOU = dict(type='mmdet.GIoULoss', loss_weight=1.0)
+DEFAULT_LOSS_OBJ = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=OWL_FOCAL_GAMMA,
+                        alpha=OWL_FOCAL_ALPHA, loss_weight=1.0)
 
 
 class OwlSetCriterion:
@@ -48,11 +64,22 @@ class OwlSetCriterion:
             ``FocalLossCost``, ``BBoxL1Cost`` (xywh) and ``IoUCost`` (giou)).
         loss_cls / loss_bbox / loss_iou / loss_obj: mmdet loss configs;
             ``loss_obj=None`` skips the objectness loss.
+        normalization: ``'per_example'`` (OWL-ViT) or ``'global'`` (DETR).
+        l1_format: the box L1 loss on ``'xyxy'`` corners (OWL-ViT) or on
+            ``'cxcywh'`` (DETR).
     """
 
     def __init__(self, assigner: Optional[dict] = None, loss_cls: Optional[dict] = None,
                  loss_bbox: Optional[dict] = None, loss_iou: Optional[dict] = None,
-                 loss_obj: Optional[dict] = 'default'):
+                 loss_obj: Optional[dict] = 'default', normalization: str = 'per_example',
+                 l1_format: str = 'xyxy'):
+        if normalization not in NORMALIZATIONS:
+            raise ConfigError(f"unknown loss normalization '{normalization}'; choose from "
+                              f'{NORMALIZATIONS}')
+        if l1_format not in L1_FORMATS:
+            raise ConfigError(f"unknown l1_format '{l1_format}'; choose from {L1_FORMATS}")
+        self.normalization = normalization
+        self.l1_format = l1_format
         self.cfgs = dict(
             assigner=copy.deepcopy(assigner or DEFAULT_ASSIGNER),
             loss_cls=copy.deepcopy(loss_cls or DEFAULT_LOSS_CLS),
@@ -77,7 +104,10 @@ class OwlSetCriterion:
 
     def assign(self, logits: Tensor, boxes_px: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
                frame_hw: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
-        """Match one image's tokens to its boxes: ``(token indices, gt indices)``."""
+        """Match one image's tokens to its boxes: ``(token indices, gt indices)``.
+
+        ``frame_hw`` is the box frame in pixels (the L1 cost normalises by it).
+        """
         from mmengine.structures import InstanceData
         if gt_boxes.shape[0] == 0:
             empty = torch.zeros(0, dtype=torch.long, device=logits.device)
@@ -96,63 +126,79 @@ class OwlSetCriterion:
 
         Args:
             outputs: the head's outputs (``logits (B, N, Q)``, ``boxes (B, N, 4)``
-                normalised on the grid, ``objectness (B, N)``, ``grid_hw``).
+                normalised in each image's frame, ``frames (B,)`` in tokens,
+                ``objectness (B, N)``).
             gt_boxes: per image ``(G_i, 4)`` xyxy boxes in input (canvas) pixels.
             gt_labels: per image ``(G_i,)`` query indices.
-            query_mask: ``(B, Q)`` or ``(Q,)`` real queries (None: all).
+            query_mask: ``(B, Q)`` or ``(Q,)`` queries each image's class loss
+                covers (None: all).
         """
-        from mmdet.utils import reduce_mean
         from torchvision.ops import box_convert
         built = self._build()
         logits, boxes = outputs['logits'], outputs['boxes']
-        grid_hw = outputs['grid_hw']
         b, n, q = logits.shape
-        frame_hw = (grid_hw[0] * 16, grid_hw[1] * 16)
-        boxes_px = boxes_to_pixels(boxes, grid_hw)
-        frame = boxes.new_tensor([frame_hw[1], frame_hw[0]] * 2)
+        frames = outputs.get('frames')
+        if frames is None:  # the square of the grid's longer side, as the head's default
+            frames = torch.full((b,), max(outputs['grid_hw']), dtype=torch.long)
+        frames = frames.to(boxes.device)
+        boxes_px = boxes_to_pixels(boxes, frames)
 
         cls_target = torch.zeros_like(logits)
         obj_target = logits.new_zeros(b, n)
-        matched_pred: List[Tensor] = []
-        matched_pred_px: List[Tensor] = []
-        matched_gt_px: List[Tensor] = []
+        matched: List[Tuple[int, Tensor, Tensor]] = []
         for i in range(b):
             labels = gt_labels[i].to(logits.device).long()
             gts = gt_boxes[i].to(boxes_px)
-            tokens, gt_idx = self.assign(logits[i], boxes_px[i], gts, labels, frame_hw)
+            side = int(frames[i]) * 16
+            tokens, gt_idx = self.assign(logits[i], boxes_px[i], gts, labels, (side, side))
             if tokens.numel() == 0:
                 continue
             cls_target[i, tokens, labels[gt_idx]] = 1.0
             obj_target[i, tokens] = 1.0
-            matched_pred.append(boxes[i, tokens])
-            matched_pred_px.append(boxes_px[i, tokens])
-            matched_gt_px.append(gts[gt_idx])
+            matched.append((i, tokens, gts[gt_idx]))
 
-        num_gts = sum(int(g.shape[0]) for g in gt_boxes)
-        avg = reduce_mean(logits.new_tensor(float(num_gts))).clamp_min(1.0).item()
         weight = None
         if query_mask is not None:
-            mask = query_mask.to(logits.dtype)
+            mask = query_mask.to(device=logits.device, dtype=logits.dtype)
             weight = (mask[None, :] if mask.dim() == 1 else mask[:, None, :]).expand_as(logits)
+            logits = logits.masked_fill(weight == 0, 0.0)  # finite for the loss
             weight = weight.reshape(-1, q)
-            logits = logits.masked_fill(weight.reshape(b, n, q) == 0, 0.0)  # finite for the loss
-        losses = {'loss_cls': built['loss_cls'](logits.reshape(-1, q), cls_target.reshape(-1, q),
-                                                weight=weight, avg_factor=avg)}
-        if matched_pred:
-            pred = torch.cat(matched_pred)
-            pred_px = torch.cat(matched_pred_px)
-            gt_px = torch.cat(matched_gt_px)
-            gt_norm = box_convert(gt_px / frame, 'xyxy', 'cxcywh')
-            losses['loss_bbox'] = built['loss_bbox'](pred, gt_norm, avg_factor=avg)
-            losses['loss_iou'] = built['loss_iou'](pred_px, gt_px, avg_factor=avg)
-        else:  # keep the graph connected (DDP) with zero-valued losses
-            losses['loss_bbox'] = boxes.sum() * 0.0
-            losses['loss_iou'] = boxes.sum() * 0.0
+        cls = built['loss_cls'](logits.reshape(-1, q), cls_target.reshape(-1, q), weight=weight,
+                                reduction_override='none').reshape(b, -1).sum(1)
+        num_gts = [int(g.shape[0]) for g in gt_boxes]
+        losses = {'loss_cls': self._reduce(cls, num_gts)}
+
+        l1 = boxes.new_zeros(b)
+        giou = boxes.new_zeros(b)
+        for i, tokens, gt_px in matched:
+            side = frames[i].to(boxes.dtype) * 16
+            pred, target = boxes[i, tokens], gt_px / side
+            if self.l1_format == 'xyxy':
+                pred = box_convert(pred, 'cxcywh', 'xyxy')
+            else:
+                target = box_convert(target, 'xyxy', 'cxcywh')
+            l1 = l1.index_add(0, torch.tensor([i], device=l1.device), built['loss_bbox'](
+                pred, target, reduction_override='none').sum().reshape(1))
+            giou = giou.index_add(0, torch.tensor([i], device=l1.device), built['loss_iou'](
+                boxes_px[i, tokens], gt_px, reduction_override='none').sum().reshape(1))
+        # zero-valued terms keep the graph connected when nothing matched (DDP)
+        losses['loss_bbox'] = self._reduce(l1, num_gts) + boxes.sum() * 0.0
+        losses['loss_iou'] = self._reduce(giou, num_gts) + boxes.sum() * 0.0
         if built['loss_obj'] is not None and 'objectness' in outputs:
             obj = outputs['objectness']
-            losses['loss_obj'] = built['loss_obj'](obj.reshape(-1, 1), obj_target.reshape(-1, 1),
-                                                   avg_factor=avg)
+            per_image = built['loss_obj'](obj.reshape(-1, 1), obj_target.reshape(-1, 1),
+                                          reduction_override='none').reshape(b, -1).sum(1)
+            losses['loss_obj'] = self._reduce(per_image, num_gts)
         return losses
+
+    def _reduce(self, per_image: Tensor, num_gts: Sequence[int]) -> Tensor:
+        """Per-image loss sums -> the batch loss (see ``normalization``)."""
+        if self.normalization == 'per_example':
+            denom = per_image.new_tensor([max(g, 1) for g in num_gts])
+            return (per_image / denom).mean()
+        from mmdet.utils import reduce_mean
+        total = reduce_mean(per_image.new_tensor(float(sum(num_gts)))).clamp_min(1.0)
+        return per_image.sum() / total
 
 
 def _mmdet_scoped(cfg: dict) -> dict:
@@ -175,4 +221,5 @@ def _mmdet_scoped(cfg: dict) -> dict:
 
 
 __all__ = ['OwlSetCriterion', 'DEFAULT_ASSIGNER', 'DEFAULT_LOSS_CLS', 'DEFAULT_LOSS_BBOX',
-           'DEFAULT_LOSS_IOU', 'DEFAULT_LOSS_OBJ']
+           'DEFAULT_LOSS_IOU', 'DEFAULT_LOSS_OBJ', 'NORMALIZATIONS', 'L1_FORMATS',
+           'OWL_FOCAL_ALPHA', 'OWL_FOCAL_GAMMA']

@@ -13,10 +13,19 @@ Design decisions (see also :mod:`vitamin_dense.models.owl.heads`):
   border is seen by the tokens on both sides but predicted once per token, as
   anywhere else, and boxes larger than a window are representable (a per-window
   head could not predict them, and would need cross-window de-duplication).
-* **The grid** of an ``H x W`` input is ``ceil(H/16) x ceil(W/16)`` tokens; the
-  box bias of a token is its own 16 px cell in that grid. Non-square images get
-  non-square grids; nothing is padded to a square, and predicted boxes map back
-  to the original image by the per-axis scale of the resize alone.
+* **One box frame** (``frame_size``): the grid of an ``H x W`` input is
+  ``ceil(H/16) x ceil(W/16)`` tokens, and boxes are normalised to a *square*
+  frame anchored at the top-left pixel, as OWL pads every image to a square in
+  training and at evaluation. With ``frame_size=S`` (the training canvas, e.g.
+  896) an image's frame is ``max(S, its longer side)`` and the backbone always
+  runs on that square canvas: in training the batch canvas is padded to it, at
+  test each image is padded to it. So a box head's offsets decode to the same
+  pixels in the loss and in ``predict``, whatever padding a batch adds, and the
+  sliding windows (hence the averaged tokens) are the same in training and at
+  test. Without ``frame_size`` an image's frame is the square of its own longer
+  side and nothing is padded (inference on any size; training tokens then match
+  test tokens only for batches of equal-size images). Boxes map back to the
+  original image by the per-axis scale of the resize alone.
 * **The CLS substitute** (``head.context``): ViTamin has no CLS token; its CLIP
   image embedding pools ``fc_norm(mean(tokens))``. The default ``'image'``
   multiplies each ``fc_norm(token)`` by ``fc_norm(mean of the image's valid
@@ -28,16 +37,19 @@ Design decisions (see also :mod:`vitamin_dense.models.owl.heads`):
 * **Batch independence**: at inference, images are cropped to their own size
   (``img_shape``) and run in groups of equal size, so an image's detections
   never depend on the other images of the batch or on batch padding.
-* **Training**: one query per training class plus sampled pseudo-negative
-  class names; Hungarian matching and focal / L1 / GIoU losses with mmdet's
-  components (:class:`~vitamin_dense.models.owl.criterion.OwlSetCriterion`),
-  imported only when training.
+* **Training** (OWL-ViT's recipe): one query per training class plus
+  pseudo-negative class names that never name a vocabulary object
+  (:mod:`~vitamin_dense.models.owl.negatives`); with the LVIS federated loss,
+  each image's verified negatives plus random base classes up to 50; Hungarian
+  matching and focal / L1 / GIoU losses with mmdet's components, weighted and
+  normalised as OWL-ViT (:class:`~vitamin_dense.models.owl.criterion.OwlSetCriterion`),
+  imported only when training. ``freeze_text=False`` fine-tunes the text tower
+  too (:class:`~vitamin_dense.models.owl.text_queries.TrainableTextQueries`).
 """
 from __future__ import annotations
 
 import copy
 import logging
-import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -50,11 +62,14 @@ from ...backbones.sliding_window import TOKEN_SIZE, sliding_window_forward
 from ...errors import ConfigError, VocabularyError
 from .image_query import ImageQuery, select_query_embedding
 from .heads import OwlDetectionHead, boxes_to_pixels, masked_token_mean
-from ...registry import MODELS, register_openmmlab_alias
+from ...registry import MODELS
 from ...text.vocabulary import (VocabSpec, Vocabulary, normalize_name, parse_vocabulary,
                                vocabulary_from_metainfo)
 from .criterion import OwlSetCriterion
+from .negatives import (DEFAULT_FEDERATED_NEGATIVES, Protected, build_meaning,
+                        federated_query_mask, filter_pool)
 from .postprocess import OwlTestConfig, rescale_boxes, select_detections, token_scores
+from .text_queries import TrainableTextQueries
 
 logger = logging.getLogger(__name__)
 
@@ -69,30 +84,6 @@ def valid_token_mask(valid_hw: Sequence[Tuple[int, int]], grid_hw: Tuple[int, in
     return mask
 
 
-def name_key(name: str) -> str:
-    """A class name without qualifiers: ``'bus_(vehicle)'`` -> ``'bus'``."""
-    return normalize_name(re.sub(r'\([^)]*\)', ' ', name))
-
-
-def names_conflict(key: str, taken_keys: Sequence[str]) -> bool:
-    """Could ``key`` name the same thing as one of ``taken_keys``? (pseudo-negative filter)
-
-    Equal up to spaces or a plural ``s`` (``hot dog`` / ``hotdog``, ``ski`` / ``skis``),
-    or one contains the other as whole words (``keyboard`` / ``computer keyboard``). Loose
-    on purpose: dropping a harmless negative costs little, training a real class as a
-    negative costs recall. Synonyms that share no word (``couch`` / ``sofa``) still pass:
-    list them as synonyms in the vocabulary to exclude them.
-    """
-    squash = key.replace(' ', '')
-    for other in taken_keys:
-        o = other.replace(' ', '')
-        if squash == o or squash.rstrip('s') == o.rstrip('s'):
-            return True
-        if re.search(rf'\b{re.escape(other)}\b', key) or re.search(rf'\b{re.escape(key)}\b', other):
-            return True
-    return False
-
-
 def stack_queries(embeddings: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
     """Pad per-image query sets ``(Q_i, E)`` into ``(B, Q, E)`` and a ``(B, Q)`` mask."""
     q = max(e.shape[0] for e in embeddings)
@@ -105,8 +96,9 @@ def stack_queries(embeddings: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
     return out, mask
 
 
+# Not aliased into mmdet's registry: an MMEngine model whose parts (text encoder,
+# heads) live in our scope, built from configs with default_scope='vitamin_dense'.
 @MODELS.register_module()
-@register_openmmlab_alias()
 class OwlDetector(BaseModel):
     """Open-vocabulary detector: OWL-ViT / OWLv2 heads on ViTamin tokens.
 
@@ -129,16 +121,38 @@ class OwlDetector(BaseModel):
             set's ``base_labels``); boxes of other classes are ignored.
         negative_vocabulary: a pool of extra class names; ``num_negatives`` of
             them are sampled at every step as pseudo-negative queries (OWL-ViT).
-            Names that normalise to a ``vocabulary`` name (base or novel) are
-            removed from the pool, so novel names never appear in training.
+            Names that could name an object of the training or evaluation
+            vocabulary (by meaning, see ``negative_meaning``) are removed from
+            the pool, so novel classes never appear in training, not even
+            under another name.
+        negative_meaning: how names are compared: ``'wordnet'`` (default: the
+            bundled LVIS synsets and synonyms, our COCO map and WordNet
+            hypernymy, :mod:`~vitamin_dense.models.owl.negatives`), None (by
+            their words only), or a dict adding knowledge
+            (``synsets={name: [...]}, synonyms={name: [...]},
+            hypernyms={synset: [...]}``).
         num_negatives: pseudo-negatives per step.
         federated_loss: LVIS-style federated classification loss: an image's
             class loss covers only its positive classes, the classes verified
             absent in it (its ``neg_labels`` metainfo; keep the key in
-            ``PackDetInputs.meta_keys``) and the pseudo-negatives, so classes
-            that may be present but are unannotated are never pushed down.
-            Images without ``neg_labels`` use every query.
-        train_cfg: ``dict(assigner=...)``, mmdet's ``HungarianAssigner`` config.
+            ``PackDetInputs.meta_keys``), random training classes up to
+            ``federated_negatives`` negatives (OWL-ViT, Detic; never its
+            ``not_exhaustive_labels``) and the pseudo-negatives, so classes
+            that may be present but are unannotated are never pushed down on
+            purpose. Images without ``neg_labels`` use every query.
+        federated_negatives: negatives per image of the federated loss (OWL: 50).
+        negative_freq_power: random federated negatives are drawn in
+            proportion to ``image_count ** power`` (the data set's
+            ``image_counts`` metainfo; Detic 0.5); uniform without counts.
+        frame_size: side in pixels of the square box frame (a multiple of 16;
+            the training canvas, e.g. 896): see the module doc. None: each
+            image's own longer side, no padding.
+        freeze_text: keep the text tower frozen (class embeddings cached), as
+            the cheap configs do; False fine-tunes it with the rest (OWL-ViT;
+            give it its own learning rate with ``paramwise_cfg``).
+        train_cfg: ``dict(assigner=..., normalization=..., l1_format=...)``:
+            mmdet's ``HungarianAssigner`` config and the criterion's reduction
+            (:class:`~vitamin_dense.models.owl.criterion.OwlSetCriterion`).
         test_cfg: :class:`~vitamin_dense.models.owl.postprocess.OwlTestConfig` fields.
         loss_cls / loss_bbox / loss_iou / loss_obj: mmdet loss configs.
         query_iou_ratio: one-shot queries keep boxes within this fraction of
@@ -157,6 +171,11 @@ class OwlDetector(BaseModel):
                  negative_vocabulary: Optional[VocabSpec] = None,
                  num_negatives: int = 0,
                  federated_loss: bool = False,
+                 negative_meaning='wordnet',
+                 federated_negatives: int = DEFAULT_FEDERATED_NEGATIVES,
+                 negative_freq_power: float = 0.5,
+                 frame_size: Optional[int] = None,
+                 freeze_text: bool = True,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  loss_cls: Optional[dict] = None,
@@ -176,12 +195,30 @@ class OwlDetector(BaseModel):
             backbone.setdefault('type', 'ViTaminBackbone')
             backbone = MODELS.build(backbone)
         self.backbone = backbone
+        # the detector never uses the CLIP projection: keep it out of the optimizer (and DDP)
+        projection = getattr(getattr(self.backbone, 'visual', None), 'head', None)
+        if projection is not None:
+            for p in projection.parameters():
+                p.requires_grad = False
         if text_encoder is None:
             text_encoder = dict(type='TextClassifier', model_name=self.backbone.model_name,
                                 weights=backbone_weights, templates='vild')
         if isinstance(text_encoder, dict):
             text_encoder = MODELS.build(copy.deepcopy(dict(text_encoder)))
         self.text_encoder = text_encoder
+        self.freeze_text = bool(freeze_text)
+        self._text_queries: Optional[TrainableTextQueries] = None
+        if not self.freeze_text:
+            for p in self.text_encoder.text.parameters():
+                p.requires_grad = True
+            self._text_queries = TrainableTextQueries(self.text_encoder)
+            self.register_load_state_dict_post_hook(
+                lambda module, incompatible: module._text_queries.invalidate())
+        if frame_size is not None and (int(frame_size) < TOKEN_SIZE or
+                                       int(frame_size) % TOKEN_SIZE):
+            raise ConfigError(f'frame_size must be a positive multiple of {TOKEN_SIZE} px, '
+                              f'got {frame_size}')
+        self.frame_size = None if frame_size is None else int(frame_size)
         head = copy.deepcopy(dict(head or {}))
         head.setdefault('type', 'OwlDetectionHead')
         head.setdefault('in_channels', self.backbone.channels['s16'])
@@ -205,12 +242,23 @@ class OwlDetector(BaseModel):
             raise ConfigError(f'num_negatives must be >= 0, got {num_negatives}')
         self.num_negatives = int(num_negatives)
         self.federated_loss = bool(federated_loss)
+        if federated_negatives < 0:
+            raise ConfigError(f'federated_negatives must be >= 0, got {federated_negatives}')
+        self.federated_negatives = int(federated_negatives)
+        self.negative_freq_power = float(negative_freq_power)
+        self.meaning = build_meaning(negative_meaning)
+        self._class_weights: Optional[Tensor] = None
         self.query_iou_ratio = float(query_iou_ratio)
         train_cfg = dict(train_cfg or {})
-        self.criterion = OwlSetCriterion(train_cfg.pop('assigner', None), loss_cls, loss_bbox,
-                                         loss_iou, loss_obj)
-        if train_cfg:
-            raise ConfigError(f'unknown train_cfg key(s) {sorted(train_cfg)}; known: assigner')
+        known = ('assigner', 'normalization', 'l1_format')
+        unknown = sorted(set(train_cfg) - set(known))
+        if unknown:
+            raise ConfigError(f'unknown train_cfg key(s) {unknown}; known: {", ".join(known)}')
+        self.criterion = OwlSetCriterion(train_cfg.get('assigner'), loss_cls, loss_bbox,
+                                         loss_iou, loss_obj,
+                                         normalization=train_cfg.get('normalization',
+                                                                     'per_example'),
+                                         l1_format=train_cfg.get('l1_format', 'xyxy'))
         self.test_cfg = OwlTestConfig.from_cfg(test_cfg)
         self._train_state: Optional[Dict[str, object]] = None
         self._warned_dropped = False
@@ -275,6 +323,10 @@ class OwlDetector(BaseModel):
                 and not self.fixed_train_classes:
             train_classes = list(metainfo['base_labels'])
         self.set_vocabulary(vocab, 'train', train_classes=train_classes)
+        counts = metainfo.get('image_counts')
+        self._class_weights = None
+        if counts is not None and len(counts) == len(vocab) and sum(counts) > 0:
+            self._class_weights = torch.as_tensor(counts, dtype=torch.float64)
         logger.info('training vocabulary from %s: %d classes%s', where, len(vocab),
                     '' if train_classes is None else
                     f' ({len(train_classes)} base classes as training queries)')
@@ -286,13 +338,16 @@ class OwlDetector(BaseModel):
 
     def encode_vocabulary(self, vocabulary: VocabSpec) -> Tensor:
         """``(K, E)`` normalised class embeddings on the model's device (cached)."""
+        if self._text_queries is not None:
+            return self._text_queries.eval_embeddings(parse_vocabulary(vocabulary)).to(
+                self._device())
         return self.text_encoder.encode(vocabulary).to(self._device())
 
     def _device(self) -> torch.device:
         return next(self.head.parameters()).device
 
     def _prepare_training(self) -> Dict[str, object]:
-        """Training class indices, label map and pseudo-negative pool (once)."""
+        """Training class indices, label map, class weights and pseudo-negative pool (once)."""
         if self._train_state is not None:
             return self._train_state
         vocab = self.train_vocabulary
@@ -300,23 +355,29 @@ class OwlDetector(BaseModel):
         label_map = torch.full((len(vocab),), -1, dtype=torch.long)
         label_map[torch.tensor(train_idx, dtype=torch.long)] = torch.arange(len(train_idx))
         train_vocab = Vocabulary(tuple(vocab.classes[i] for i in train_idx))
-        pool = None
-        if self._negative_spec is not None and self.num_negatives > 0:
-            taken = {normalize_name(n) for syn in vocab.classes for n in syn}
-            taken |= self._negative_exclude
-            if self._vocab_specs['test'] is not None:
-                taken |= {normalize_name(n) for syn in self.test_vocabulary.classes for n in syn}
-            taken_keys = [name_key(n) for n in taken]
-            extra = [syn for syn in parse_vocabulary(self._negative_spec).classes
-                     if not any(names_conflict(name_key(n), taken_keys) for n in syn)]
-            if not extra:
-                raise ConfigError('negative_vocabulary has no name outside the vocabulary')
-            pool = Vocabulary(tuple(extra))
-            logger.info('pseudo-negatives: %d per step from a pool of %d names',
-                        self.num_negatives, len(pool))
-        self._train_state = {'label_map': label_map, 'train_vocab': train_vocab, 'pool': pool,
-                             'num_train': len(train_idx)}
+        weights = None
+        if self._class_weights is not None:
+            weights = self._class_weights[train_idx].clamp_min(0) ** self.negative_freq_power
+        self._train_state = {'label_map': label_map, 'train_vocab': train_vocab,
+                             'pool': self.negative_pool(), 'num_train': len(train_idx),
+                             'weights': weights}
         return self._train_state
+
+    def negative_pool(self) -> Optional[Vocabulary]:
+        """The pseudo-negative names: ``negative_vocabulary`` minus every name that could
+        name an object of the training or evaluation vocabulary (see ``negative_meaning``)."""
+        if self._negative_spec is None or self.num_negatives == 0:
+            return None
+        classes = list(self.train_vocabulary.classes)
+        if self._vocab_specs['test'] is not None:
+            classes += list(self.test_vocabulary.classes)
+        protected = Protected.of(classes, self.meaning, self._negative_exclude)
+        pool, dropped = filter_pool(parse_vocabulary(self._negative_spec), protected,
+                                    self.meaning)
+        logger.info('pseudo-negatives: %d per step from a pool of %d names (%d names dropped '
+                    'as naming a vocabulary class, e.g. %s)', self.num_negatives, len(pool),
+                    len(dropped), ', '.join(dropped[:8]) or '-')
+        return pool
 
     def _train_class_indices(self, vocab: Vocabulary) -> List[int]:
         spec = self._train_classes_spec
@@ -343,17 +404,41 @@ class OwlDetector(BaseModel):
             raise ConfigError('train_classes is empty')
         return sorted(set(indices))
 
+    def sample_negatives(self) -> Tuple[Tuple[str, ...], ...]:
+        """This step's pseudo-negative classes, drawn from :meth:`negative_pool`."""
+        pool = self._prepare_training()['pool']
+        if pool is None:
+            return ()
+        n = min(self.num_negatives, len(pool))
+        return tuple(pool.classes[int(i)] for i in torch.randperm(len(pool))[:n])
+
+    def encode_training_classes(self, classes: Sequence[Tuple[str, ...]]) -> Tensor:
+        """``(Q, E)`` queries of training classes: cached ensembles of a frozen text
+        tower, or one random prompt per class through a trainable one (with gradient)."""
+        if self._text_queries is not None:
+            return self._text_queries.train_embeddings(classes).to(self._device())
+        return self.encode_vocabulary(Vocabulary(tuple(classes)))
+
     def training_queries(self) -> Tuple[Tensor, int]:
         """``(K + n, E)`` queries for one step (training classes, then negatives), and K."""
         state = self._prepare_training()
-        queries = self.encode_vocabulary(state['train_vocab'])
-        pool = state['pool']
-        if pool is not None:
-            pool_emb = self.encode_vocabulary(pool)
-            n = min(self.num_negatives, pool_emb.shape[0])
-            pick = torch.randperm(pool_emb.shape[0])[:n].to(pool_emb.device)
-            queries = torch.cat([queries, pool_emb[pick]])
-        return queries, int(state['num_train'])
+        classes = tuple(state['train_vocab'].classes) + self.sample_negatives()
+        return self.encode_training_classes(classes), int(state['num_train'])
+
+    # ------------------------------------------------------------- box frame
+    def frame_tokens(self, valid_hw: Sequence[Tuple[int, int]]) -> Tensor:
+        """``(B,)`` side of each image's square box frame, in tokens (see ``frame_size``)."""
+        least = 0 if self.frame_size is None else self.frame_size // TOKEN_SIZE
+        return torch.tensor([max(least, -(-max(int(h), int(w)) // TOKEN_SIZE))
+                             for h, w in valid_hw], dtype=torch.long)
+
+    def _pad_to_canvas(self, images: Tensor, side: int) -> Tensor:
+        """Zero-pad (normalised zero: the data preprocessor's padding) to ``side x side``
+        at the bottom and right."""
+        h, w = images.shape[-2:]
+        if h >= side and w >= side:
+            return images
+        return torch.nn.functional.pad(images, (0, max(0, side - w), 0, max(0, side - h)))
 
     # -------------------------------------------------------------- features
     def extract_features(self, images: Tensor,
@@ -402,17 +487,49 @@ class OwlDetector(BaseModel):
             return self._forward(inputs, data_samples)
         raise ValueError(f"invalid mode '{mode}': use 'loss', 'predict' or 'tensor'")
 
+    def _run_canvas(self, images: Tensor, valid_hw: Sequence[Tuple[int, int]],
+                    queries: Optional[Tensor] = None, query_mask: Optional[Tensor] = None,
+                    with_objectness: bool = True) -> Dict[str, Tensor]:
+        """Head outputs of a batch canvas, in each image's box frame.
+
+        With ``frame_size`` every image runs on its own square frame canvas
+        (images with the same frame together), whatever the batch padding, so
+        the sliding windows cover exactly what they cover at test; the token
+        maps of smaller frames are zero-padded to the largest for the heads.
+        """
+        frames = self.frame_tokens(valid_hw)
+        if self.frame_size is None:
+            feats = self.extract_features(images, valid_hw)
+        else:
+            groups: Dict[int, List[int]] = OrderedDict()
+            for i, f in enumerate(frames.tolist()):
+                groups.setdefault(f, []).append(i)
+            parts = {}
+            for f, idx in groups.items():
+                side = f * TOKEN_SIZE
+                index = torch.tensor(idx, device=images.device)
+                canvas = self._pad_to_canvas(images[index, :, :side, :side], side)
+                parts[f] = (idx, self.extract_features(canvas, [valid_hw[i] for i in idx]))
+            if len(parts) == 1:
+                feats = next(iter(parts.values()))[1]
+            else:
+                g = int(frames.max())
+                first = next(iter(parts.values()))[1]
+                feats = first.new_zeros(len(valid_hw), g, g, first.shape[-1])
+                for f, (idx, part) in parts.items():
+                    feats[idx, :part.shape[1], :part.shape[2]] = part
+        return self.head(feats, queries, query_mask, with_objectness=with_objectness,
+                         frames=frames)
+
     def _forward(self, inputs: Tensor, data_samples=None) -> Dict[str, Tensor]:
-        """Raw head outputs on the whole input canvas, with the vocabulary as queries."""
-        feats = self.extract_features(inputs, _valid_sizes(data_samples))
-        return self.head(feats, self.encode_vocabulary(self.test_vocabulary))
+        """Raw head outputs on the input canvas, with the vocabulary as queries."""
+        sizes = _valid_sizes(data_samples) or [tuple(inputs.shape[-2:])] * inputs.shape[0]
+        return self._run_canvas(inputs, sizes, self.encode_vocabulary(self.test_vocabulary))
 
     def loss(self, inputs: Tensor, data_samples: Sequence) -> Dict[str, Tensor]:
         """Hungarian-matched focal / L1 / GIoU (and objectness) losses."""
         state = self._prepare_training()
-        feats = self.extract_features(inputs, _valid_sizes(data_samples))
-        queries, num_train = self.training_queries()
-        outputs = self.head(feats, queries)
+        sizes = _valid_sizes(data_samples) or [tuple(inputs.shape[-2:])] * inputs.shape[0]
         label_map = state['label_map'].to(inputs.device)
         gt_boxes, gt_labels = [], []
         dropped = 0
@@ -428,30 +545,44 @@ class OwlDetector(BaseModel):
             self._warned_dropped = True
             logger.warning('%d ground-truth boxes of classes outside train_classes were ignored '
                            '(expected for open-vocabulary splits only)', dropped)
+        classes = tuple(state['train_vocab'].classes) + self.sample_negatives()
         query_mask = None
         if self.federated_loss:
             query_mask = self._federated_mask(data_samples, gt_labels, label_map,
-                                              queries.shape[0], num_train)
+                                              len(classes), state['num_train'], state['weights'])
+        if self._text_queries is not None and query_mask is not None:
+            # a trainable text tower encodes only the classes this batch's losses use
+            used = query_mask.any(0)
+            index = torch.full((len(classes),), -1, dtype=torch.long)
+            index[used] = torch.arange(int(used.sum()))
+            classes = tuple(c for c, u in zip(classes, used.tolist()) if u)
+            query_mask = query_mask[:, used]
+            gt_labels = [index.to(lab.device)[lab] for lab in gt_labels]
+        queries = self.encode_training_classes(classes)
+        if query_mask is not None:
+            query_mask = query_mask.to(inputs.device)
+        outputs = self._run_canvas(inputs, sizes, queries)
         return self.criterion(outputs, gt_boxes, gt_labels, query_mask)
 
-    @staticmethod
-    def _federated_mask(data_samples, gt_labels, label_map: Tensor, num_queries: int,
-                        num_train: int) -> Tensor:
+    def _federated_mask(self, data_samples, gt_labels, label_map: Tensor, num_queries: int,
+                        num_train: int, weights: Optional[Tensor] = None) -> Tensor:
         """``(B, Q)``: the queries each image's class loss covers (see ``federated_loss``)."""
-        mask = torch.zeros(len(data_samples), num_queries, dtype=torch.bool,
-                           device=label_map.device)
-        mask[:, num_train:] = True  # pseudo-negatives are absent by construction
-        for i, sample in enumerate(data_samples):
-            neg = sample.metainfo.get('neg_labels') if hasattr(sample, 'metainfo') else None
-            if neg is None:
-                mask[i, :num_train] = True
-                continue
-            mask[i, gt_labels[i]] = True
-            neg = torch.as_tensor(list(neg), dtype=torch.long, device=label_map.device)
-            if neg.numel():
-                neg = label_map[neg]
-                mask[i, neg[neg >= 0]] = True
-        return mask
+        verified, skip = [], []
+        for sample in data_samples:
+            meta = sample.metainfo if hasattr(sample, 'metainfo') else {}
+            verified.append(self._train_labels(meta.get('neg_labels'), label_map))
+            skip.append(self._train_labels(meta.get('not_exhaustive_labels'), label_map) or [])
+        return federated_query_mask([g.cpu() for g in gt_labels], verified, skip, num_train,
+                                    num_queries, self.federated_negatives, weights)
+
+    @staticmethod
+    def _train_labels(labels, label_map: Tensor) -> Optional[List[int]]:
+        """Data set labels -> training-query indices (classes outside training dropped)."""
+        if labels is None:
+            return None
+        labels = torch.as_tensor(list(labels), dtype=torch.long, device=label_map.device)
+        mapped = label_map[labels] if labels.numel() else labels
+        return mapped[mapped >= 0].tolist()
 
     def predict(self, inputs: Tensor, data_samples: Sequence, rescale: bool = True) -> Sequence:
         """Detections in original-image coordinates, set as ``pred_instances``."""
@@ -495,24 +626,37 @@ class OwlDetector(BaseModel):
             queries = queries.unsqueeze(0).expand(b, -1, -1)
         if query_mask is not None and query_mask.dim() == 1:  # one mask for every image
             query_mask = query_mask.unsqueeze(0).expand(b, -1)
+        sizes = [tuple(min(int(v), full) for v, full in
+                       zip(m.get('img_shape', (full_h, full_w))[:2], (full_h, full_w)))
+                 for m in metas]
+        # images that share a canvas run together: their own pixels on zeros, so an image's
+        # detections never depend on the others or on the batch padding
         groups: Dict[Tuple[int, int], List[int]] = OrderedDict()
-        for i, meta in enumerate(metas):
-            h, w = (int(v) for v in meta.get('img_shape', (full_h, full_w))[:2])
-            groups.setdefault((min(h, full_h), min(w, full_w)), []).append(i)
+        frames = self.frame_tokens(sizes)
+        for i, (h, w) in enumerate(sizes):
+            side = int(frames[i]) * TOKEN_SIZE
+            groups.setdefault((side, side) if self.frame_size is not None else (h, w),
+                              []).append(i)
         results: List[Optional[InstanceData]] = [None] * b
-        for (h, w), idx in groups.items():
+        for (ch, cw), idx in groups.items():
+            canvas = images.new_zeros(len(idx), images.shape[1], ch, cw)
+            for k, i in enumerate(idx):
+                h, w = sizes[i]
+                canvas[k, :, :h, :w] = images[i, :, :h, :w]
             index = torch.tensor(idx, device=images.device)
-            feats = self.extract_features(images[index, :, :h, :w])
             mask = query_mask[index] if query_mask is not None else None
-            out = self.head(feats, queries[index], mask,
-                            with_objectness=cfg.score_mode != 'class')
-            boxes_px = boxes_to_pixels(out['boxes'], out['grid_hw'])
+            out = self._run_canvas(canvas, [sizes[i] for i in idx], queries[index], mask,
+                                   with_objectness=cfg.score_mode != 'class')
+            boxes_px = boxes_to_pixels(out['boxes'], out['frames'])
             objectness = out.get('objectness')
             for k, i in enumerate(idx):
                 scores = token_scores(out['logits'][k], None if objectness is None
                                       else objectness[k], cfg.score_mode)
                 if mask is not None:  # padded queries never produce a detection
                     scores = scores.masked_fill(~mask[k].bool()[None, :], float('-inf'))
+                h, w = sizes[i]
+                scores = scores.masked_fill(~self._inside(out['grid_hw'], (h, w), scores.device)
+                                            [:, None], float('-inf'))
                 boxes, kept_scores, labels = select_detections(scores, boxes_px[k], cfg)
                 meta = metas[i]
                 if rescale:
@@ -522,6 +666,11 @@ class OwlDetector(BaseModel):
                     boxes = rescale_boxes(boxes, None, (h, w))
                 results[i] = InstanceData(bboxes=boxes, scores=kept_scores, labels=labels)
         return results
+
+    @staticmethod
+    def _inside(grid_hw: Tuple[int, int], valid_hw: Tuple[int, int], device) -> Tensor:
+        """``(H*W,)`` True for the tokens of the image (False for frame padding)."""
+        return valid_token_mask([valid_hw], grid_hw, device)[0].reshape(-1)
 
     def _queries_for(self, vocabulary: Optional[VocabSpec]) -> Tensor:
         return self.encode_vocabulary(self.test_vocabulary if vocabulary is None else vocabulary)
@@ -541,11 +690,16 @@ class OwlDetector(BaseModel):
         if image.dim() == 3:
             image = image.unsqueeze(0)
         boxes_xyxy = boxes_xyxy.reshape(-1, 4).to(image.device, torch.float32)
-        feats = self.extract_features(image)
-        out = self.head(feats)
-        pred_px = boxes_to_pixels(out['boxes'][0], out['grid_hw'])
-        chosen = [select_query_embedding(out['class_embeds'][0], pred_px, box, self.query_iou_ratio)
-                  for box in boxes_xyxy]
+        size = tuple(image.shape[-2:])
+        out = self._run_canvas(image, [size])
+        inside = self._inside(out['grid_hw'], size, image.device)
+        pred_px = boxes_to_pixels(out['boxes'][0], out['frames'][0])[inside]
+        embeds = out['class_embeds'][0][inside]
+        tokens = inside.nonzero().flatten()
+        chosen = []
+        for box in boxes_xyxy:
+            c = select_query_embedding(embeds, pred_px, box, self.query_iou_ratio)
+            chosen.append(c._replace(index=int(tokens[c.index])))
         return torch.stack([c.embedding for c in chosen]), chosen
 
 

@@ -20,11 +20,16 @@ image's tokens)``: the very vector ViTamin's CLIP head pools for its image
 embedding (see :class:`OwlDetectionHead` and
 :class:`~vitamin_dense.models.OwlDetector`).
 
-The grid of a stitched map: the token map of an ``H x W`` image has
-``ceil(H/16) x ceil(W/16)`` tokens covering ``[0, 16 * ceil(W/16)) x [0, 16 *
-ceil(H/16))`` pixels; box coordinates are normalised per axis to that extent,
-so a non-square image simply has a non-square grid (no square padding) and a
-token's bias box is its own 16 x 16 pixel cell.
+The box frame: boxes are normalised to a *square* frame anchored at the
+top-left pixel, whatever the image's aspect ratio, as OWL-ViT / OWLv2 pad every
+image to a square at training and at evaluation (scenic ``resize_with_pad``,
+Hugging Face ``Owlv2ImageProcessor.pad``). A frame of ``F`` tokens covers
+``[0, 16 F)`` on both axes; the token ``(i, j)`` of any grid inside it gets the
+bias of its own cell in that frame. The detector chooses ``F`` per image from
+the image's own size (never from the batch padding), so a non-square image's
+learned offsets decode to the same pixels in training (padded canvas) and at
+test (see :class:`~vitamin_dense.models.OwlDetector` ``frame_size``). Without
+a frame the square of the grid's longer side is used.
 
 Submodule names (``dense0``, ``logit_shift``, ...) follow the OWL-ViT
 convention so that weights of Hugging Face's OWLv2 heads port one to one
@@ -46,71 +51,99 @@ from ...registry import MODELS
 
 GRID_ANCHORS = ('center', 'corner')
 CONTEXT_MODES = ('image', 'window', 'none')
+HEAD_INITS = ('owl', 'scaled')
 
 
 # ----------------------------------------------------------------- box bias
 def grid_box_bias(height: int, width: int, anchor: str = 'center',
                   device: Optional[torch.device] = None,
-                  dtype: torch.dtype = torch.float32) -> Tensor:
+                  dtype: torch.dtype = torch.float32,
+                  frame: Optional[int] = None) -> Tensor:
     """Fixed box bias of an ``height x width`` token grid, ``(height * width, 4)``.
 
     Row-major over the grid (the order of ``tokens.flatten``). Each row is
-    ``logit(x), logit(y), logit(1 / width), logit(1 / height)``: the logit of
-    the token's normalised position and of the token size, so that a zero MLP
-    output decodes (after the sigmoid) to the token's own cell.
+    ``logit(x), logit(y), logit(1 / n), logit(1 / n)``: the logit of the
+    token's position normalised to a square frame of ``n = frame`` tokens and
+    of the token size, so that a zero MLP output decodes (after the sigmoid)
+    to the token's own cell.
 
     Args:
         anchor: ``'center'`` puts the bias at the token centre
-            ``((j + 0.5) / width, (i + 0.5) / height)`` with an exact logit
-            (the default of this toolkit); ``'corner'`` reproduces OWL-ViT /
-            OWLv2 (scenic and Hugging Face): the token's bottom-right corner
-            ``((j + 1) / width, (i + 1) / height)``, clipped to ``[0, 1]`` and
-            with ``logit(p) = log(p + 1e-4) - log1p(-p + 1e-4)``, needed to use
-            OWL weights but saturating for the last row and column.
+            ``((j + 0.5) / n, (i + 0.5) / n)`` with an exact logit (the
+            default of this toolkit); ``'corner'`` reproduces OWL-ViT / OWLv2
+            (scenic and Hugging Face): the token's bottom-right corner
+            ``((j + 1) / n, (i + 1) / n)``, clipped to ``[0, 1]`` and with
+            ``logit(p) = log(p + 1e-4) - log1p(-p + 1e-4)``, needed to use OWL
+            weights but saturating for the frame's last row and column.
+        frame: side of the square frame in tokens; default ``max(height,
+            width)``. Tokens outside the frame (batch padding beyond it) are
+            clamped to its last cell. A ``(frame_h, frame_w)`` tuple normalises
+            the axes separately (Hugging Face's bias for interpolated,
+            non-square grids).
     """
     if height < 1 or width < 1:
         raise ValueError(f'a token grid needs at least one token, got {height}x{width}')
-    return _grid_box_bias(int(height), int(width), anchor).to(device=device, dtype=dtype)
+    if frame is None:
+        frame = max(height, width)
+    fh, fw = (int(frame[0]), int(frame[1])) if isinstance(frame, tuple) else (int(frame),) * 2
+    if fh < 1 or fw < 1:
+        raise ValueError(f'a box frame needs at least one token, got {frame}')
+    return _grid_box_bias(int(height), int(width), anchor, fh, fw).to(device=device, dtype=dtype)
 
 
 @lru_cache(maxsize=64)
-def _grid_box_bias(height: int, width: int, anchor: str) -> Tensor:
+def _grid_box_bias(height: int, width: int, anchor: str, fh: int, fw: int) -> Tensor:
     if anchor not in GRID_ANCHORS:
         raise ConfigError(f"unknown box-bias anchor '{anchor}'; choose from {GRID_ANCHORS}")
     offset = 0.5 if anchor == 'center' else 1.0
     # OWL computes its (corner) bias in float32: do the same to reproduce it bit for bit
     dtype = torch.float64 if anchor == 'center' else torch.float32
-    xs = (torch.arange(width, dtype=dtype) + offset) / width
-    ys = (torch.arange(height, dtype=dtype) + offset) / height
+    xs = (torch.arange(width, dtype=dtype).clamp(max=fw - 1) + offset) / fw
+    ys = (torch.arange(height, dtype=dtype).clamp(max=fh - 1) + offset) / fh
     yy, xx = torch.meshgrid(ys, xs, indexing='ij')
     xy = torch.stack((xx, yy), dim=-1).reshape(-1, 2)
-    wh = torch.tensor([1.0 / width, 1.0 / height], dtype=dtype).expand_as(xy)
+    wh = torch.tensor([1.0 / fw, 1.0 / fh], dtype=dtype).expand_as(xy)
     if anchor == 'corner':
         xy = xy.clamp(0.0, 1.0)
         eps = 1e-4
         logit = lambda p: torch.log(p + eps) - torch.log1p(-p + eps)  # noqa: E731
     else:
         logit = lambda p: torch.log(p) - torch.log1p(-p)  # noqa: E731
-        # a grid one token wide has size 1, whose exact logit is +inf: cap it
+        # a frame one token wide has size 1, whose exact logit is +inf: cap it
         wh = wh.clamp(max=1.0 - 1e-6)
     return torch.cat((logit(xy), logit(wh)), dim=-1).float()
 
 
-def boxes_to_pixels(boxes: Tensor, grid_hw: Tuple[int, int], token_size: int = 16) -> Tensor:
-    """Normalised ``cx, cy, w, h`` on a token grid -> ``x1, y1, x2, y2`` in input pixels."""
+def _frame_scale(boxes: Tensor, frame, token_size: int) -> Tensor:
+    """Pixels per normalised unit, broadcastable against ``boxes`` ``(..., 4)``.
+
+    ``frame``: a square frame side in tokens (int, or a ``(B,)`` tensor / list
+    for a batch ``(B, N, 4)``), or a ``(height, width)`` tuple of tokens for a
+    per-axis (non-square) frame.
+    """
+    if isinstance(frame, tuple):
+        h, w = frame
+        return boxes.new_tensor([w * token_size, h * token_size] * 2)
+    side = torch.as_tensor(frame, dtype=boxes.dtype, device=boxes.device) * token_size
+    if side.dim() == 0:
+        return side
+    return side.reshape(-1, *([1] * (boxes.dim() - 1)))
+
+
+def boxes_to_pixels(boxes: Tensor, frame, token_size: int = 16) -> Tensor:
+    """Normalised ``cx, cy, w, h`` in a box frame -> ``x1, y1, x2, y2`` in input pixels.
+
+    ``frame`` is the square frame side in tokens (an int, or one per image of
+    a batch); a ``(height, width)`` tuple scales the axes separately.
+    """
     from torchvision.ops import box_convert
-    h, w = grid_hw
-    scale = boxes.new_tensor([w * token_size, h * token_size] * 2)
-    return box_convert(boxes, 'cxcywh', 'xyxy') * scale
+    return box_convert(boxes, 'cxcywh', 'xyxy') * _frame_scale(boxes, frame, token_size)
 
 
-def pixels_to_boxes(boxes_xyxy: Tensor, grid_hw: Tuple[int, int],
-                    token_size: int = 16) -> Tensor:
+def pixels_to_boxes(boxes_xyxy: Tensor, frame, token_size: int = 16) -> Tensor:
     """Inverse of :func:`boxes_to_pixels`."""
     from torchvision.ops import box_convert
-    h, w = grid_hw
-    scale = boxes_xyxy.new_tensor([w * token_size, h * token_size] * 2)
-    return box_convert(boxes_xyxy / scale, 'xyxy', 'cxcywh')
+    return box_convert(boxes_xyxy / _frame_scale(boxes_xyxy, frame, token_size), 'xyxy', 'cxcywh')
 
 
 # ------------------------------------------------------------- CLS stand-in
@@ -120,6 +153,13 @@ def masked_token_mean(tokens: Tensor, valid: Optional[Tensor] = None) -> Tensor:
         return tokens.mean(dim=(1, 2))
     weights = valid.to(tokens.dtype)[..., None]
     return (tokens * weights).sum(dim=(1, 2)) / weights.sum(dim=(1, 2)).clamp_min(1.0)
+
+
+def lecun_normal_(weight: Tensor) -> Tensor:
+    """Flax's default kernel init: truncated normal (2 std), variance ``1 / fan_in``."""
+    std = math.sqrt(1.0 / weight.shape[1]) / 0.87962566103423978
+    with torch.no_grad():
+        return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
 
 
 # -------------------------------------------------------------------- heads
@@ -199,12 +239,17 @@ class OwlDetectionHead(BaseModule):
             a fixed pixel offset is a position-dependent offset in logit
             space; this input lets the MLP correct for it. Off reproduces OWL.
         layer_norm_eps: epsilon of the merge LayerNorm (OWL: 1e-5).
-        prior_prob: initial class / objectness probability (focal-loss prior).
-        logit_scale_init: initial per-token logit scale (``ELU(.) + 1`` starts
-            here; the shift starts at ``logit(prior_prob) / logit_scale_init``).
+        prior_prob: initial class probability (focal-loss prior; OWL: 0.01).
+        init: ``'owl'`` (scenic's OWL-ViT initialisation: LeCun-normal hidden
+            layers, zero last layers of the box and objectness MLPs, class
+            projection ~N(0, 1e-6), logit shift bias ``logit(prior_prob)``,
+            logit scale ``ELU(LeCun-normal . x) + 1``) or ``'scaled'`` (every
+            token starts at the same logit scale ``logit_scale_init`` and shift
+            ``logit(prior_prob) / logit_scale_init``; the objectness bias at
+            ``logit(prior_prob)``; PyTorch's default init elsewhere).
+        logit_scale_init: the starting logit scale of ``init='scaled'``.
             Cosines between class embeddings differ by tenths, so a scale of
-            ~10 lets the first steps separate classes (CLIP-style temperatures
-            are larger still); 1 is the plain ``Linear`` default.
+            ~10 lets the first steps separate classes.
     """
 
     def __init__(self,
@@ -216,6 +261,7 @@ class OwlDetectionHead(BaseModule):
                  box_position_input: bool = False,
                  layer_norm_eps: float = 1e-5,
                  prior_prob: float = 0.01,
+                 init: str = 'owl',
                  logit_scale_init: float = 10.0,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -227,6 +273,9 @@ class OwlDetectionHead(BaseModule):
             raise ConfigError(f'prior_prob must be in (0, 1), got {prior_prob}')
         if logit_scale_init <= 0:
             raise ConfigError(f'logit_scale_init must be positive, got {logit_scale_init}')
+        if init not in HEAD_INITS:
+            raise ConfigError(f"unknown head init '{init}'; choose from {HEAD_INITS}")
+        self.init_mode = init
         self.logit_scale_init = float(logit_scale_init)
         self.in_channels = in_channels
         self.embed_dim = embed_dim
@@ -245,18 +294,35 @@ class OwlDetectionHead(BaseModule):
         return self.objectness_head is not None
 
     def _init_head(self) -> None:
-        """Boxes start at the token cells, scores at ``prior_prob``."""
+        """Boxes start at the token cells, class scores at ``prior_prob`` (see ``init``)."""
         prior_logit = -math.log((1 - self.prior_prob) / self.prior_prob)
-        s0 = self.logit_scale_init
-        nn.init.zeros_(self.box_head.dense2.weight)
-        nn.init.zeros_(self.box_head.dense2.bias)
-        # ELU(b) + 1 = s0: b = s0 - 1 when s0 >= 1, else log(s0) (the ELU's negative branch)
-        nn.init.zeros_(self.class_head.logit_scale.weight)
-        nn.init.constant_(self.class_head.logit_scale.bias, s0 - 1 if s0 >= 1 else math.log(s0))
-        nn.init.zeros_(self.class_head.logit_shift.weight)
-        nn.init.constant_(self.class_head.logit_shift.bias, prior_logit / s0)
+        last_layers = [self.box_head.dense2]
         if self.objectness_head is not None:
-            nn.init.constant_(self.objectness_head.dense2.bias, prior_logit)
+            last_layers.append(self.objectness_head.dense2)
+        if self.init_mode == 'owl':
+            hidden = [self.box_head.dense0, self.box_head.dense1]
+            if self.objectness_head is not None:
+                hidden += [self.objectness_head.dense0, self.objectness_head.dense1]
+            for layer in hidden + [self.class_head.logit_shift, self.class_head.logit_scale]:
+                lecun_normal_(layer.weight)
+                nn.init.zeros_(layer.bias)
+            for layer in last_layers:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+            nn.init.normal_(self.class_head.dense0.weight, std=1e-6)
+            nn.init.zeros_(self.class_head.dense0.bias)
+            nn.init.constant_(self.class_head.logit_shift.bias, prior_logit)
+        else:
+            s0 = self.logit_scale_init
+            nn.init.zeros_(self.box_head.dense2.weight)
+            nn.init.zeros_(self.box_head.dense2.bias)
+            # ELU(b) + 1 = s0: b = s0 - 1 when s0 >= 1, else log(s0) (the ELU's negative branch)
+            nn.init.zeros_(self.class_head.logit_scale.weight)
+            nn.init.constant_(self.class_head.logit_scale.bias, s0 - 1 if s0 >= 1 else math.log(s0))
+            nn.init.zeros_(self.class_head.logit_shift.weight)
+            nn.init.constant_(self.class_head.logit_shift.bias, prior_logit / s0)
+            if self.objectness_head is not None:
+                nn.init.constant_(self.objectness_head.dense2.bias, prior_logit)
         if self.box_position is not None:
             nn.init.zeros_(self.box_position.weight)
             nn.init.zeros_(self.box_position.bias)
@@ -278,14 +344,38 @@ class OwlDetectionHead(BaseModule):
         return self.layer_norm(merged)
 
     # --------------------------------------------------------------- heads
-    def box_bias(self, grid_hw: Tuple[int, int], like: Tensor) -> Tensor:
-        return grid_box_bias(grid_hw[0], grid_hw[1], self.box_anchor, like.device, like.dtype)
+    def box_bias(self, grid_hw: Tuple[int, int], like: Tensor,
+                 frame: Optional[int] = None) -> Tensor:
+        return grid_box_bias(grid_hw[0], grid_hw[1], self.box_anchor, like.device, like.dtype,
+                             frame=frame)
 
-    def predict_boxes(self, features: Tensor) -> Tensor:
-        """``(B, H, W, D)`` -> ``(B, H*W, 4)`` sigmoid ``cx, cy, w, h`` on the token grid."""
+    def frames_for(self, features: Tensor, frames=None) -> Tensor:
+        """``(B,)`` square frame side in tokens per image (default: the grid's longer side)."""
+        b, h, w = features.shape[:3]
+        if frames is None:
+            return torch.full((b,), max(h, w), dtype=torch.long)
+        frames = torch.as_tensor(frames, dtype=torch.long).reshape(-1).cpu()
+        if frames.numel() == 1:
+            frames = frames.expand(b)
+        if frames.numel() != b or (frames < 1).any():
+            raise ValueError(f'need one positive frame size per image ({b}), got {frames.tolist()}')
+        return frames
+
+    def predict_boxes(self, features: Tensor, frames=None) -> Tensor:
+        """``(B, H, W, D)`` -> ``(B, H*W, 4)`` sigmoid ``cx, cy, w, h`` in each image's frame.
+
+        ``frames``: per image (or one for all) the side of its square box frame
+        in tokens; default the grid's longer side.
+        """
         b, h, w, d = features.shape
         flat = features.reshape(b, h * w, d)
-        bias = self.box_bias((h, w), flat)
+        frames = self.frames_for(features, frames)
+        sides = frames.unique()
+        if len(sides) == 1:
+            bias = self.box_bias((h, w), flat, int(sides[0])).expand(b, -1, -1)
+        else:
+            per_side = {int(f): self.box_bias((h, w), flat, int(f)) for f in sides}
+            bias = torch.stack([per_side[int(f)] for f in frames])
         if self.box_position is not None:
             flat = flat + self.box_position(bias)
         return torch.sigmoid(self.box_head(flat) + bias)
@@ -299,20 +389,23 @@ class OwlDetectionHead(BaseModule):
 
     def forward(self, features: Tensor, queries: Optional[Tensor] = None,
                 query_mask: Optional[Tensor] = None,
-                with_objectness: bool = True) -> Dict[str, Tensor]:
+                with_objectness: bool = True, frames=None) -> Dict[str, Tensor]:
         """All head outputs for merged features ``(B, H, W, D)``.
 
-        Returns a dict with ``boxes`` ``(B, N, 4)`` (normalised cxcywh on the
-        grid), ``class_embeds`` ``(B, N, E)`` (unnormalised), ``logits``
-        ``(B, N, Q)`` when ``queries`` are given, ``objectness`` ``(B, N)``
-        when the head has one and ``with_objectness`` (inference that scores
-        by class alone skips it), and ``grid_hw``.
+        Returns a dict with ``boxes`` ``(B, N, 4)`` (normalised cxcywh in each
+        image's square frame), ``frames`` ``(B,)`` (that frame's side in
+        tokens; pixels are ``16 * frames``), ``class_embeds`` ``(B, N, E)``
+        (unnormalised), ``logits`` ``(B, N, Q)`` when ``queries`` are given,
+        ``objectness`` ``(B, N)`` when the head has one and ``with_objectness``
+        (inference that scores by class alone skips it), and ``grid_hw``.
         """
         b, h, w, d = features.shape
         if d != self.in_channels:
             raise ValueError(f'features have {d} channels, the head expects {self.in_channels}')
         flat = features.reshape(b, h * w, d)
-        out: Dict[str, Tensor] = {'boxes': self.predict_boxes(features), 'grid_hw': (h, w)}
+        frames = self.frames_for(features, frames)
+        out: Dict[str, Tensor] = {'boxes': self.predict_boxes(features, frames), 'frames': frames,
+                                  'grid_hw': (h, w)}
         if queries is not None:
             out['logits'], out['class_embeds'] = self.class_head(flat, queries, query_mask)
         else:
@@ -339,5 +432,5 @@ class OwlDetectionHead(BaseModule):
         self.load_state_dict(mapped, strict=False)
 
 
-__all__ = ['GRID_ANCHORS', 'CONTEXT_MODES', 'grid_box_bias', 'boxes_to_pixels', 'pixels_to_boxes',
+__all__ = ['GRID_ANCHORS', 'CONTEXT_MODES', 'HEAD_INITS', 'grid_box_bias', 'lecun_normal_', 'boxes_to_pixels', 'pixels_to_boxes',
            'masked_token_mean', 'OwlMLP', 'OwlClassHead', 'OwlDetectionHead']

@@ -11,8 +11,9 @@ represents the object (scenic's OWL-ViT playground and Hugging Face's
 ``OwlViTForObjectDetection.embed_image_query`` do the same).
 
 When no predicted box overlaps the exemplar at all, generalised IoU ranks them
-instead (as Hugging Face does); since GIoU is then negative, "within
-``iou_ratio`` of the best" means ``giou >= best / iou_ratio``.
+instead (as scenic's OWL-ViT playground and Hugging Face do); GIoU is then
+negative, and scenic keeps the boxes within 120 % of the best, ``giou >=
+best * (2 - iou_ratio)`` (1.2 for the default 0.8).
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def select_query_embedding(class_embeds: Tensor, pred_boxes_xyxy: Tensor, query_
     else:
         ious = generalized_box_iou(query, pred_boxes_xyxy)[0]
         best = ious.max()
-        keep = ious >= (best * iou_ratio if best >= 0 else best / iou_ratio)
+        keep = ious >= best.clamp(max=0.0) * (2.0 - iou_ratio)
     candidates = keep.nonzero().flatten()
     mean = class_embeds.mean(dim=0)
     similarity = class_embeds[candidates] @ mean

@@ -1,9 +1,11 @@
 """From per-token head outputs to final detections (pure torch + torchvision).
 
 Scores are per (token, query) pair, so one token may report several classes
-(as OWL-ViT's LVIS evaluation does). The pairs above ``score_thr`` are ranked,
-the best ``nms_pre`` go through optional class-wise NMS (torchvision's
-``batched_nms``; no compiled mmcv op), and the best ``max_per_img`` remain.
+(as OWL-ViT's LVIS evaluation does). The pairs above ``score_thr`` are ranked
+and the best ``max_per_img`` remain: OWL-ViT's top-k with no NMS (set-prediction
+training already makes one token per object), the default. Optional
+class-wise NMS (``nms_iou``; torchvision's ``batched_nms``, no compiled mmcv op)
+runs on the best ``nms_pre`` pairs first.
 Boxes are then mapped from the network input back to the original image.
 """
 from __future__ import annotations
@@ -27,7 +29,8 @@ class OwlTestConfig:
         score_thr: drop (token, class) pairs scoring below this.
         max_per_img: detections kept per image (COCO 100, LVIS 300).
         nms_pre: best pairs considered before NMS.
-        nms_iou: IoU threshold of class-wise NMS; None disables NMS.
+        nms_iou: IoU threshold of class-wise NMS; None (default, OWL-ViT)
+            disables NMS.
         score_mode: ``'class'`` (sigmoid of the class logit, OWL-ViT) or
             ``'class_x_objectness'`` (times the OWLv2 objectness probability).
     """
@@ -35,7 +38,7 @@ class OwlTestConfig:
     score_thr: float = 0.05
     max_per_img: int = 100
     nms_pre: int = 1000
-    nms_iou: Optional[float] = 0.5
+    nms_iou: Optional[float] = None
     score_mode: str = 'class'
 
     def __post_init__(self):
