@@ -232,6 +232,9 @@ def test_shared_maps_are_cropped_per_window():
     assert seen[0] == {'p4': (5, 3, 16, 16)}
     for name in per_window:
         torch.testing.assert_close(shared[name], per_window[name], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ConfigError, match="placement='aligned'"):
+        sliding_window_forward(images, window_fn, window=64, stride=24, placement='published',
+                               shared_fn=lambda x: {'p4': F.avg_pool2d(x, 4)})
 
 
 def test_shared_convolutions_equal_per_window_ones_on_a_single_window(tiny):
@@ -251,6 +254,8 @@ def test_shared_convolutions_equal_per_window_ones_on_a_single_window(tiny):
     torch.testing.assert_close(embedding, per_window_embedding, atol=1e-5, rtol=1e-5)
     assert overlapping['s4'].shape == (1, tiny.channels['s4'], 25, 18)
     assert ViTaminBackbone('ViTamin-Tiny', None, shared_conv=True).shared_conv
+    with pytest.raises(ConfigError, match="window_placement='aligned'"):
+        ViTaminBackbone('ViTamin-Tiny', None, shared_conv=True, window_placement='published')
 
 
 def test_bf16_windows_are_stitched_in_float32(tiny):
