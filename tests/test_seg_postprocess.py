@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 
+from tests.helpers.instances import assert_same_instances
 from vitamin_dense.models.fcclip import postprocess
 from vitamin_dense.models.fcclip.postprocess import (INSTANCE_OFFSET, MaskResizer,
                                                      mask_inference, semantic_inference)
@@ -102,11 +103,7 @@ def test_one_pass_equals_the_reference_outputs(seed, monkeypatch):
         i for i in torch.unique(res['panoptic']).tolist() if i != K)
     inst = res['instances']
     exp = ref.instance_postprocess(logits, up)
-    order, exp_order = inst['scores'].argsort(descending=True), exp.scores.argsort(descending=True)
-    torch.testing.assert_close(inst['scores'][order], exp.scores[exp_order], rtol=1e-5, atol=1e-6)
-    assert torch.equal(inst['labels'][order], exp.labels[exp_order])
-    assert torch.equal(inst['masks'][order], exp.masks[exp_order])
-    torch.testing.assert_close(inst['bboxes'][order], exp.bboxes[exp_order])
+    assert_same_instances(inst, exp)
 
 
 def test_outputs_do_not_depend_on_chunks_or_bands(monkeypatch):
