@@ -262,6 +262,21 @@ def matmul_rate(device: torch.device, precision: str = 'fp32', n: Optional[int] 
             'tflops': 2 * n ** 3 / best / 1e12}
 
 
+def parse_variants(text: str, stride: Optional[int] = None) -> List[str]:
+    """The open_clip names of a comma-separated ``--variants``, each checked (unknown
+    names and a ``stride`` that does not fit a window fail here, before any work)."""
+    from vitamin_dense.backbones import check_stride, get_variant
+    from vitamin_dense.errors import ConfigError
+    variants = [v.strip() for v in text.split(',') if v.strip()]
+    if not variants:
+        raise ConfigError('--variants names no model')
+    for name in variants:
+        window = get_variant(name).window_size
+        if stride is not None:
+            check_stride(stride, window)
+    return variants
+
+
 def worker_device(spec: Dict[str, Any]) -> torch.device:
     """A measurement's device (``spec['device']``), after setting ``spec['threads']``."""
     from vitamin_dense.apis import resolve_device
@@ -279,4 +294,4 @@ def device_name(device: torch.device) -> str:
 __all__ = ['MB', 'PeakMemory', 'rss_bytes', 'max_rss_bytes', 'time_calls', 'synchronize',
            'run_isolated', 'format_table', 'parse_size', 'device_name', 'add_run_arguments',
            'run_measurements', 'memory_footnote', 'code_root', 'precision_context',
-           'matmul_rate', 'worker_device', 'REPO']
+           'matmul_rate', 'worker_device', 'parse_variants', 'REPO']

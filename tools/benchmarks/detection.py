@@ -25,7 +25,7 @@ import torch
 
 from ._common import (MB, PeakMemory, add_run_arguments, device_name, format_table,
                       max_rss_bytes, memory_footnote, parse_size, precision_context,
-                      run_measurements, time_calls)
+                      parse_variants, run_measurements, time_calls)
 
 DEFAULT_VARIANTS = 'ViTamin-Tiny,ViTamin-S,ViTamin-B'
 
@@ -53,15 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if args.worker:
         print(json.dumps(measure(json.loads(args.worker))))
         return 0
-    from vitamin_dense.backbones import check_stride, get_variant
     from vitamin_dense.errors import ConfigError
-    variants = [v.strip() for v in args.variants.split(',') if v.strip()]
-    if not variants:
-        raise ConfigError('--variants names no model')
-    for name in variants:
-        window = get_variant(name).window_size  # unknown names fail here, before any work
-        if args.stride is not None:
-            check_stride(args.stride, window)
+    variants = parse_variants(args.variants, args.stride)
     try:
         sizes = [parse_size(s.strip()) for s in args.sizes.split(',') if s.strip()]
     except ValueError as exc:

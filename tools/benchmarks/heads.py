@@ -26,7 +26,7 @@ from typing import Any, Dict, List
 import torch
 
 from ._common import (add_run_arguments, device_name, format_table, parse_size,
-                      precision_context, run_measurements)
+                      precision_context, run_measurements, worker_device)
 
 IMPLS = ('gather', 'grid_sample', 'mmcv')
 
@@ -85,10 +85,7 @@ def _round_robin(fns: Dict[str, Any], repeats: int, warmup: int,
 
 
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
-    from vitamin_dense.apis import resolve_device
-    if spec.get('threads'):
-        torch.set_num_threads(int(spec['threads']))
-    device = resolve_device(spec.get('device', 'auto'))
+    device = worker_device(spec)
     torch.manual_seed(0)
     h, w = spec['size']
     out: Dict[str, Any] = {'size': f'{h}x{w}', 'device': device_name(device),

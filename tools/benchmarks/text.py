@@ -25,7 +25,7 @@ from typing import Any, Dict
 
 import torch
 
-from ._common import add_run_arguments, device_name, run_measurements
+from ._common import add_run_arguments, device_name, run_measurements, worker_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,11 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
-    from vitamin_dense.apis import resolve_device
     from vitamin_dense.text import TextClassifier, Vocabulary, parse_vocabulary
-    if spec.get('threads'):
-        torch.set_num_threads(int(spec['threads']))
-    device = resolve_device(spec.get('device', 'auto'))
+    device = worker_device(spec)
     vocab = parse_vocabulary(spec['vocabulary'])
     if spec.get('classes'):
         vocab = Vocabulary(vocab.classes[:int(spec['classes'])])

@@ -20,7 +20,8 @@ import torch
 
 from ._common import (MB, PeakMemory, add_run_arguments, device_name, format_table,
                       max_rss_bytes, memory_footnote, parse_size, precision_context,
-                      run_measurements, time_calls)
+                      parse_variants, run_measurements, time_calls,
+                      worker_device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,15 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.worker:
         print(json.dumps(measure(json.loads(args.worker))))
         return 0
-    from vitamin_dense.backbones import check_stride, get_variant
     from vitamin_dense.errors import ConfigError
-    variants = [v.strip() for v in args.variants.split(',') if v.strip()]
-    if not variants:
-        raise ConfigError('--variants names no model')
-    for name in variants:
-        window = get_variant(name).window_size
-        if args.stride is not None:
-            check_stride(args.stride, window)
+    variants = parse_variants(args.variants, args.stride)
     if args.repeats < 1 or args.warmup < 0 or args.num_classes < 1:
         raise ConfigError('--repeats and --num-classes must be >= 1, --warmup >= 0')
     try:
@@ -69,13 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Build a random-init training-free segmentor and time ``predict`` on one image."""
-    from vitamin_dense.apis import resolve_device
     from vitamin_dense.backbones import count_windows
     from vitamin_dense.models.training_free import (TrainingFreeSegmentor, label_map,
                                                     stride_region)
-    if spec.get('threads'):
-        torch.set_num_threads(int(spec['threads']))
-    device = resolve_device(spec.get('device', 'auto'))
+    device = worker_device(spec)
     model = TrainingFreeSegmentor(spec['variant'], None, stride=spec.get('stride'),
                                   memory_budget_mb=spec.get('budget_mb'),
                                   text_disk_cache=False).to(device).eval()
