@@ -58,6 +58,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     quiet_third_party_logs()
     modules = discover()
     args = build_parser(modules).parse_args(argv)
+    if getattr(args, 'clock', 'wall') == 'cpu':  # also for the worker processes
+        from benchmarks._common import CLOCK_ENV
+        os.environ[CLOCK_ENV] = 'cpu'
     return int(args._module.run(args) or 0)
 
 

@@ -112,18 +112,28 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCK_ENV = 'VITAMIN_BENCH_CLOCK'
+
+
+def now() -> float:
+    """Seconds for timing: wall clock, or with ``--clock cpu`` the CPU time of the calling
+    thread (which runs all of torch's work with ``--threads 1``), so that other processes
+    on a shared machine do not change the figures."""
+    return time.thread_time() if os.environ.get(CLOCK_ENV) == 'cpu' else now()
+
+
 def time_calls(fn: Callable[[], Any], repeats: int, warmup: int,
                device: torch.device) -> List[float]:
-    """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    """Seconds (:func:`now`) of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     synchronize(device)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         fn()
         synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(now() - start)
     return times
 
 
@@ -164,6 +174,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--precision', choices=('fp32', 'bf16'), default='fp32',
                         help='inference precision: float32, or bfloat16 autocast (GPUs; '
                              'several times slower on CPUs without bf16 instructions)')
+    parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                        help="what is timed: wall-clock seconds, or 'cpu': CPU seconds of the "
+                             'measuring thread (with --threads 1 on a CPU; steady on a shared '
+                             'machine)')
     parser.add_argument('--in-process', action='store_true',
                         help='measure in this process (fast; peak memory less reliable)')
     parser.add_argument('--json', default=None, help='also write the results to this file')
@@ -294,4 +308,4 @@ def device_name(device: torch.device) -> str:
 __all__ = ['MB', 'PeakMemory', 'rss_bytes', 'max_rss_bytes', 'time_calls', 'synchronize',
            'run_isolated', 'format_table', 'parse_size', 'device_name', 'add_run_arguments',
            'run_measurements', 'memory_footnote', 'code_root', 'precision_context',
-           'matmul_rate', 'worker_device', 'parse_variants', 'REPO']
+           'matmul_rate', 'worker_device', 'parse_variants', 'now', 'CLOCK_ENV', 'REPO']

@@ -14,10 +14,11 @@ breakdown runs against an older checkout (``--against``).
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+
+from ._common import now
 
 
 class StageTimer:
@@ -43,12 +44,12 @@ class StageTimer:
                 return fn(*args, **kwargs)
             self._active.append(name)
             self._sync()
-            start = time.perf_counter()
+            start = now()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self._sync()
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+                self.seconds[name] = self.seconds.get(name, 0.0) + now() - start
                 self.calls[name] = self.calls.get(name, 0) + 1
                 self._active.pop()
         return wrapper

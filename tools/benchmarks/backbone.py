@@ -43,13 +43,12 @@ import argparse
 import json
 import math
 import statistics
-import time
 from typing import Any, Dict, List, Optional
 
 import torch
 
 from ._common import (MB, PeakMemory, add_run_arguments, device_name, format_table,
-                      matmul_rate, max_rss_bytes, memory_footnote, parse_size,
+                      matmul_rate, max_rss_bytes, memory_footnote, now, parse_size,
                       precision_context, run_measurements)
 
 DEFAULT_VARIANTS = 'ViTamin-Tiny,ViTamin-S,ViTamin-B'
@@ -209,11 +208,11 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     for rnd in range(int(spec['warmup']) + int(spec['repeats'])):
         for mode in modes:
             with PeakMemory(device) as memory:
-                start = time.perf_counter()
+                start = now()
                 out = forward(mode)
                 if device.type == 'cuda':
                     torch.cuda.synchronize(device)
-                seconds = time.perf_counter() - start
+                seconds = now() - start
             if rnd >= int(spec['warmup']):
                 times[mode].append(seconds)
                 peaks[mode] = max(peaks[mode], memory.extra_mb)

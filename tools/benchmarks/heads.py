@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any, Dict, List
 
 import torch
 
-from ._common import (add_run_arguments, device_name, format_table, parse_size,
+from ._common import (add_run_arguments, device_name, format_table, now, parse_size,
                       precision_context, run_measurements, worker_device)
 
 IMPLS = ('gather', 'grid_sample', 'mmcv')
@@ -75,12 +74,12 @@ def _round_robin(fns: Dict[str, Any], repeats: int, warmup: int,
         for name, fn in fns.items():
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
+            start = now()
             fn()
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
             if rnd >= warmup:
-                best[name] = min(best[name], time.perf_counter() - start)
+                best[name] = min(best[name], now() - start)
     return best
 
 

@@ -36,14 +36,13 @@ import os.path as osp
 import statistics
 import sys
 import tempfile
-import time
 from typing import Any, Dict, List, Optional
 
 import torch
 
-from ._common import (MB, PeakMemory, add_run_arguments, code_root, device_name, format_table,
-                      max_rss_bytes, memory_footnote, parse_size, precision_context,
-                      run_isolated, run_measurements)
+from ._common import (CLOCK_ENV, MB, PeakMemory, add_run_arguments, code_root, device_name,
+                      format_table, max_rss_bytes, memory_footnote, now, parse_size,
+                      precision_context, run_isolated, run_measurements)
 from ._stages import StageTimer, best_run, stage_rows
 MODEL_CONFIGS = {
     'Tiny': 'configs/ov_seg/vitamin_tiny_synthetic.py',
@@ -189,9 +188,9 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     model = _build_model(spec['variant'], device, spec.get('impl'))
     k = int(spec['num_classes'])
     model.set_vocabulary([f'class {i}' for i in range(k)], 'test')
-    start = time.perf_counter()
+    start = now()
     model.class_embeddings('test')  # text encoding, cached from here on
-    text_seconds = time.perf_counter() - start
+    text_seconds = now() - start
     h, w = spec['size']
     gen = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8)
@@ -212,11 +211,11 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
             predict()
         for _ in range(int(spec['repeats'])):
             timer.reset()
-            start = time.perf_counter()
+            start = now()
             predict()
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
-            runs.append((time.perf_counter() - start, timer.snapshot()))
+            runs.append((now() - start, timer.snapshot()))
     timer.restore()
     times = [t for t, _ in runs]
     best, stages = best_run(runs)
@@ -264,7 +263,7 @@ def measure_train(spec: Dict[str, Any]) -> Dict[str, Any]:
 
     class _Stamp(Hook):
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            stamps.append(time.perf_counter())
+            stamps.append(now())
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(osp.join(code_root(), MODEL_CONFIGS['Tiny']))
@@ -340,6 +339,7 @@ def breakdown_report(r: Dict[str, Any]) -> List[str]:
     lines = [f"Where the time goes: {r['variant']} ({r['model']}), {r['size']}, {r['classes']} "
              f"classes, {r['precision']}, device: {r['device']}; fastest of "
              f"{r.get('rounds', r['repeats'])} runs"
+             + (', CPU seconds' if os.environ.get(CLOCK_ENV) == 'cpu' else '')
              + (f", side by side with {other['code']}" if other else '')]
     rows = stage_rows(r['stages'], r['sec_per_image'], _stage_labels(r))
     if other and other.get('stages') is not None:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from typing import Any, Dict
 
 import torch
 
-from ._common import add_run_arguments, device_name, run_measurements, worker_device
+from ._common import (add_run_arguments, device_name, now, run_measurements,
+                      worker_device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,29 +69,29 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
         tc.disk_cache_dir = cache  # random weights never write the disk cache; measure it anyway
         prompts = sum(len(c) for c in vocab.classes) * len(tc.templates)
         times: Dict[str, float] = {}
-        start = time.perf_counter()
+        start = now()
         emb = tc.encode(vocab)
-        times['cold'] = time.perf_counter() - start
+        times['cold'] = now() - start
         best = float('inf')
         for _ in range(20):
-            start = time.perf_counter()
+            start = now()
             tc.encode(vocab)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, now() - start)
         times['memory_hit'] = best
         tc._memory_cache.clear()
-        start = time.perf_counter()
+        start = now()
         tc.encode(vocab)
-        times['disk_hit'] = time.perf_counter() - start
+        times['disk_hit'] = now() - start
         diff = None
         if spec.get('compare'):
             names = [n for synonyms in vocab.classes for n in synonyms]
             texts = [t.format(n) for n in names for t in tc.templates]
-            start = time.perf_counter()
+            start = now()
             trimmed = tc.encode_prompts(texts)
-            times['trimmed_prompts'] = time.perf_counter() - start
-            start = time.perf_counter()
+            times['trimmed_prompts'] = now() - start
+            start = now()
             full = tc.encode_prompts(texts, trim=False)
-            times['full_prompts'] = time.perf_counter() - start
+            times['full_prompts'] = now() - start
             diff = float((trimmed - full).abs().max())
     return {'model': spec['model'], 'classes': len(vocab), 'prompts': prompts,
             'templates': len(tc.templates), 'vocabulary': spec['vocabulary'],
