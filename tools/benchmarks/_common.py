@@ -119,7 +119,7 @@ def now() -> float:
     """Seconds for timing: wall clock, or with ``--clock cpu`` the CPU time of the calling
     thread (which runs all of torch's work with ``--threads 1``), so that other processes
     on a shared machine do not change the figures."""
-    return time.thread_time() if os.environ.get(CLOCK_ENV) == 'cpu' else now()
+    return time.thread_time() if os.environ.get(CLOCK_ENV) == 'cpu' else time.perf_counter()
 
 
 def time_calls(fn: Callable[[], Any], repeats: int, warmup: int,
