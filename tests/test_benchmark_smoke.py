@@ -92,8 +92,9 @@ def test_backbone_modes_side_by_side_with_flops_and_shared_convolutions(bench, c
     assert 'time vs loop' in text and 'GFLOP/win' in text
 
 
-def test_heads_text_and_training_free_benchmarks_run(bench, capsys):
+def test_heads_text_and_training_free_benchmarks_run(bench, capsys, monkeypatch):
     from vitamin_dense.errors import ConfigError
+    monkeypatch.delenv('VITAMIN_BENCH_CLOCK', raising=False)  # restored afterwards
     assert bench.main(['heads', '--size', '128', '--queries', '5', '--repeats', '1',
                        '--warmup', '0', '--threads', '1', '--in-process']) == 0
     text = capsys.readouterr().out
@@ -106,8 +107,9 @@ def test_heads_text_and_training_free_benchmarks_run(bench, capsys):
     assert re.search(r'embeddings differ by at most \d\.\de-0[5-9]', text)
     assert bench.main(['training_free', '--variants', 'ViTamin-Tiny', '--size', '96',
                        '--num-classes', '3', '--repeats', '1', '--warmup', '0',
-                       '--threads', '1', '--in-process']) == 0
+                       '--threads', '1', '--clock', 'cpu', '--in-process']) == 0
     assert re.search(r'ViTamin-Tiny\s+96x96\s+64\s+32\s+4\s', capsys.readouterr().out)
+    assert os.environ['VITAMIN_BENCH_CLOCK'] == 'cpu'  # CPU seconds, here and in workers
     with pytest.raises(ConfigError, match='--impls'):
         bench.main(['heads', '--impls', 'cuda', '--in-process'])
     with pytest.raises(ConfigError, match="bad stride 'half'"):
