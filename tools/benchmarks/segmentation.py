@@ -185,6 +185,8 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     if spec.get('threads'):
         torch.set_num_threads(int(spec['threads']))
     device = resolve_device(spec.get('device', 'auto'))
+    torch.manual_seed(0)  # the same random weights in every process (and checkout): how
+    # many queries pass post-processing's thresholds, hence its work, depends on them
     model = _build_model(spec['variant'], device, spec.get('impl'))
     k = int(spec['num_classes'])
     model.set_vocabulary([f'class {i}' for i in range(k)], 'test')
