@@ -76,3 +76,21 @@ def test_train_runs_and_test_needs_existing_checkpoint(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     _assert_one_line_error(_run('tools/test.py', cfg, str(tmp_path / 'missing.pth')),
                            'checkpoint not found')
+
+
+def test_cfg_options_value_of_the_wrong_type_is_one_line(tmp_path):
+    """`lr=abc` used to fail deep inside the optimizer, with a traceback."""
+    proc = _run('tools/train.py', _toy_cfg(tmp_path), '--cfg-options',
+                'optim_wrapper.optimizer.lr=abc')
+    _assert_one_line_error(proc, "optim_wrapper.optimizer.lr=abc: the config has a number there")
+    proc = _run('tools/train.py', _toy_cfg(tmp_path), '--cfg-options', 'train_cfg.max_iters=x')
+    _assert_one_line_error(proc, 'has an integer there')
+
+
+def test_bad_value_in_a_config_file_is_one_line(tmp_path):
+    """A value the built class rejects (here the optimizer's learning rate) names the class."""
+    cfg = _toy_cfg(tmp_path)
+    with open(cfg, 'a') as f:
+        f.write("optim_wrapper = dict(optimizer=dict(type='SGD', lr='abc'))\n")
+    proc = _run('tools/train.py', cfg)
+    _assert_one_line_error(proc, 'configuration error: building SGD')

@@ -60,6 +60,8 @@ def runs(tmp_path_factory):
 
 
 def _assert_clean(err):
+    # the one expected warning: how a ';' vocabulary with synonyms was read
+    err = '\n'.join(ln for ln in err.splitlines() if 'has a \';\', so its commas' not in ln)
     assert 'Traceback' not in err and 'Warning' not in err and 'WARNING' not in err, err
 
 
@@ -92,7 +94,9 @@ def test_folder_of_awkward_images(runs):
         labels = cv2.imread(str(tmp / 'folder_out' / f'{name}_labels.png'), cv2.IMREAD_UNCHANGED)
         assert labels.shape == (h, w), name                 # EXIF applied, nothing resized
         assert labels.dtype == np.uint16 and labels.min() >= 1
-    assert out.count('kitten') == len(expected) and out.count('dog') == len(expected)
+    # each image lists both classes, or counts the one that covers no pixel
+    absent = out.count('(1 other class covers no pixel)')
+    assert out.count('kitten') + out.count('dog') + absent == 2 * len(expected)
 
 
 def test_offline_weights_give_one_line(runs):

@@ -93,6 +93,21 @@ def test_runner_builds_whatever_scope_was_current(tmp_path, scope):
     assert (tmp_path / 'iter_2.pth').is_file()
 
 
+@pytest.mark.parametrize('content,kind', [
+    (b'# my notes\nnot weights\n', "a text file starting with '# my notes'"),
+    (b'\x89PNG\r\n\x1a\n' + bytes(20), 'a PNG image'),
+    (b'', 'empty'),
+])
+def test_a_file_that_is_no_checkpoint_is_named_for_what_it_is(tmp_path, content, kind):
+    """A text file given as a checkpoint is a text file, not 'pickled Python objects'."""
+    path = tmp_path / 'notes.pth'
+    path.write_bytes(content)
+    with pytest.raises(WeightsError) as info:
+        load_runner_checkpoint(str(path))
+    assert 'not a PyTorch checkpoint' in str(info.value) and kind in str(info.value)
+    assert 'pickled' not in str(info.value)
+
+
 # ------------------------------------------------- checkpoints of other runners
 def _stock_cfg(work_dir, max_iters):
     cfg = toy_config(str(work_dir), max_iters)

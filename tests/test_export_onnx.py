@@ -82,6 +82,74 @@ def test_owl_matches_pytorch(tiny_model_name, tmp_path):
     check_close(got, want)
 
 
+@pytest.fixture(scope='module')
+def framed_owl():
+    """A tiny OWL detector with a 128 px square box frame (as every OWL config has) and a
+    non-zero box MLP (a zero one decodes every token to its cell in any frame)."""
+    from tests.helpers.det import build_tiny_detector
+    det = build_tiny_detector(vocabulary='circle', frame_size=128).eval()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        det.head.box_head.dense2.weight.normal_(0, 0.3)
+        det.head.box_head.dense2.bias.copy_(torch.tensor([0.4, -0.6, 1.2, 0.8]))
+    return det
+
+
+def _path_detections(model, out, hw):
+    """``detect``'s post-processing (no threshold, no top-k) on raw outputs of one image."""
+    from vitamin_dense.models.owl import boxes_to_pixels, valid_token_mask
+    from vitamin_dense.models.owl.detector import frame_side_tokens
+    from vitamin_dense.models.owl.postprocess import (OwlTestConfig, rescale_boxes,
+                                                      select_detections, token_scores)
+    frame = frame_side_tokens(*hw, model.frame_size)
+    boxes, logits = (torch.as_tensor(np.asarray(out[k][0])) for k in ('boxes', 'logits'))
+    assert boxes.shape[0] == frame * frame  # one token per cell of the square canvas
+    scores = token_scores(logits, None, 'class')
+    inside = valid_token_mask([hw], (frame, frame))[0].reshape(-1)
+    scores = scores.masked_fill(~inside[:, None], float('-inf'))
+    cfg = OwlTestConfig(score_thr=-1.0, max_per_img=10 ** 6, nms_pre=10 ** 6)
+    px, kept, _ = select_detections(scores, boxes_to_pixels(boxes, frame), cfg)
+    return rescale_boxes(px, None, hw), kept
+
+
+def test_owl_path_equals_predict_in_the_square_frame(framed_owl):
+    """The exported path is the model's ``detect``: padded to the 128 px frame, context over
+    the image's tokens only, boxes decoded in the frame, tokens outside the image dropped."""
+    from vitamin_dense.models.owl.postprocess import OwlTestConfig
+    path = image_path(framed_owl)
+    text = path.text('a,b')
+    for hw in ((80, 112), (48, 160)):  # inside the frame (8 x 8 tokens); longer (10 x 10)
+        images = example_images(hw, seed=7)
+        boxes, scores = _path_detections(framed_owl, path(images, text), hw)
+        cfg = OwlTestConfig(score_thr=-1.0, max_per_img=10 ** 6, nms_pre=10 ** 6)
+        want = framed_owl.detect(images, [dict(img_shape=hw)], queries=text['class_embeddings'],
+                                 rescale=False, test_cfg=cfg.__dict__)[0]
+        assert len(scores) == 2 * (-(-hw[0] // 16)) * (-(-hw[1] // 16))
+        torch.testing.assert_close(scores, want.scores, rtol=0, atol=1e-6)
+        torch.testing.assert_close(boxes, want.bboxes, rtol=0, atol=1e-4)
+
+
+def test_framed_owl_runtime_pads_to_the_frame(framed_owl, tmp_path):
+    """onnxruntime reproduces the frame model's raw outputs on non-square sizes unlike the
+    export's (96 x 80 -> a 128 px canvas), including one longer than the frame."""
+    manifest = export_onnx(framed_owl, str(tmp_path), 'cat,dog')
+    assert manifest['frame_size'] == 128
+    assert set(manifest['extra_inputs']) == {'box_bias', 'valid_tokens'}
+    runtime = OnnxImagePath(str(tmp_path))
+    path = image_path(framed_owl)
+    text = path.text('a,b,c')
+    for hw, frame in (((80, 112), 8), ((64, 200), 13)):
+        assert runtime.frame_tokens(*hw) == frame
+        images = example_images(hw, seed=5)
+        got, want = runtime(images, text), path(images, text)
+        assert got['logits'].shape == (1, frame * frame, 3)
+        check_close(got, want)
+        # the model's own canvas run, as detect() calls it
+        with torch.no_grad():
+            own = framed_owl._run_canvas(images, [hw], text['class_embeddings'])
+        check_close(got, {k: own[k] for k in got})
+
+
 def test_fcclip_matches_pytorch_at_its_size(tmp_path):
     from vitamin_dense.engine.config import load_config
     from vitamin_dense.registry import MODELS, register_all_modules

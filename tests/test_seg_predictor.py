@@ -13,10 +13,9 @@ import pytest
 import torch
 from skimage import data as skdata
 
+from tests.helpers.checkpoints import tiny_checkpoint
 from vitamin_dense.apis import FCCLIPPredictor, MaskSegmentationResult, Segmenter
-from vitamin_dense.engine.config import load_config
 from vitamin_dense.errors import ConfigError, WeightsError
-from vitamin_dense.registry import MODELS
 from vitamin_dense.text import parse_vocabulary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,14 +24,8 @@ CONFIG = os.path.join(ROOT, 'configs', 'ov_seg', 'vitamin_tiny_synthetic.py')
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    import vitamin_dense  # noqa: F401
-    cfg = load_config(CONFIG)
-    model = MODELS.build(cfg.model)
-    model.set_vocabulary('dataset:synthetic', 'train', thing_classes=[
-        'circle', 'square', 'triangle', 'star', 'ring', 'cross'])
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {'iter': 1}}, path)
-    return str(path)
+    return tiny_checkpoint(CONFIG, tmp_path_factory.mktemp('ckpt') / 'tiny.pth',
+                           with_config=False)
 
 
 @pytest.fixture(scope='module')
@@ -86,8 +79,10 @@ def test_labels_agree_with_model_predict(segmenter):
 
 
 def test_predictor_errors(checkpoint, tmp_path):
-    with pytest.raises(ConfigError, match='needs both a config and a checkpoint'):
+    with pytest.raises(ConfigError, match='needs a checkpoint'):
         Segmenter(predictor='fcclip', config=CONFIG, device='cpu')
+    with pytest.raises(ConfigError, match='carries no config'):  # and none is given
+        Segmenter(predictor='fcclip', checkpoint=checkpoint, device='cpu')
     with pytest.raises(WeightsError, match='not found'):
         Segmenter(predictor='fcclip', config=CONFIG, checkpoint=str(tmp_path / 'nope.pth'))
     other = tmp_path / 'other.pth'
@@ -127,7 +122,7 @@ def test_demo_flag_errors_are_one_line(checkpoint, capsys, monkeypatch):
     demo = _demo()
     for argv, expected in (
             (['--vocab', 'a,b', '--task', 'instance'], 'needs a trained model'),
-            (['--vocab', 'a,b', '--config', CONFIG], 'go together'),
+            (['--vocab', 'a,b', '--config', CONFIG], '--config needs --checkpoint'),
             (['--vocab', 'a,b', '--config', CONFIG, '--checkpoint', checkpoint,
               '--random-init'], 'do(es) not apply'),
             (['--vocab', 'a,b', '--config', CONFIG, '--checkpoint', 'missing.pth'],

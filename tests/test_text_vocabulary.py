@@ -65,3 +65,22 @@ def test_builtin_vocabulary_and_lists():
     assert isinstance(parse_vocabulary(vocab), Vocabulary)
     with pytest.raises(VocabularyError):
         parse_vocabulary([])
+
+
+def test_semicolon_reading_is_announced_once_per_string(caplog):
+    """'kitten, cat' is two classes, 'kitten, cat; dog' two classes of which one has a synonym:
+    the one ';' changes every comma, so that reading is logged (once), with the other spelling."""
+    import logging
+    from vitamin_dense.text.vocabulary import GRAMMAR_WARNING_LOGGER
+    caplog.set_level(logging.WARNING, logger=GRAMMAR_WARNING_LOGGER)
+    spec = 'kitten, cat; unit test dog'
+    assert len(parse_vocabulary(spec)) == 2
+    parse_vocabulary(spec)
+    warnings = [r.getMessage() for r in caplog.records if r.name == GRAMMAR_WARNING_LOGGER]
+    assert len(warnings) == 1, warnings
+    assert '2 classes [kitten = cat], [unit test dog]' in warnings[0]
+    assert "write 'kitten; cat; unit test dog'" in warnings[0]
+    caplog.clear()
+    for quiet in ('kitten, cat, dog', 'person; car; tree', ['kitten', 'cat']):
+        parse_vocabulary(quiet)  # nothing was joined: nothing to say
+    assert not [r for r in caplog.records if r.name == GRAMMAR_WARNING_LOGGER]

@@ -8,11 +8,15 @@
     ... --vocab-only     # another vocabulary for an existing export: text only, no re-export
 
 OUT_DIR receives window.onnx (the backbone on (N, 3, S, S) windows), head.onnx
-(stitched maps + class embeddings -> the model's raw outputs), the class
-embeddings of --vocab computed ahead by the text tower (class_embeddings.npy,
-vocabulary.json) and manifest.json. Both graphs are checked against PyTorch
-with onnxruntime before the command returns. Run them with
-vitamin_dense.export.OnnxImagePath (README: "Deploy with ONNX").
+(stitched maps + class embeddings -> the model's raw outputs; OWL: also the
+grid's box bias and the image's valid tokens), the class embeddings of --vocab
+computed ahead by the text tower (class_embeddings.npy, vocabulary.json) and
+manifest.json (window, stride, pixel mean / std, input / output names; OWL:
+box_anchor, context and frame_size, the square box frame each image is padded
+to). Both graphs are checked against PyTorch with onnxruntime before the
+command returns. Run them with vitamin_dense.export.OnnxImagePath (README:
+"Deploy with ONNX"): the caller passes normalised images of any size (fcclip:
+the --size exported) and the runtime pads OWL images to their frame itself.
 """
 from __future__ import annotations
 
@@ -138,9 +142,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            info=info)
     diffs = ', '.join(f'{k} {v:.2e}' for k, v in manifest['verified_max_abs_diff'].items())
     fixed = manifest.get('fixed_size')
+    frame = manifest.get('frame_size')
     print(f'{args.out}: window.onnx + head.onnx ({manifest["kind"]}, {manifest["model_name"]}, '
           f'window {manifest["window"]}, stride {manifest["stride"]}'
-          f'{f", inputs {fixed[0]}x{fixed[1]} only" if fixed else ""}), '
+          f'{f", inputs {fixed[0]}x{fixed[1]} only" if fixed else ""}'
+          f'{f", {frame} px box frame" if frame else ""}), '
           f'{len(vocab)} classes; onnxruntime vs PyTorch max |diff|: {diffs}')
     return 0
 

@@ -7,7 +7,7 @@
 #      (tools/train.py; the synthetic data set is generated on first use);
 #   3. evaluates it on held-out synthetic images (tools/test.py: PQ and mIoU);
 #   4. segments a held-out synthetic image with the trained head
-#      (demo/segment.py --config --checkpoint --task panoptic), writing an overlay.
+#      (demo/segment.py --checkpoint --task panoptic), writing an overlay.
 #
 #   bash tools/quickstart.sh [output directory]
 #   VITAMIN_DENSE_QUICKSTART_ITERS=200 bash tools/quickstart.sh   # shorter training
@@ -20,7 +20,7 @@ OUT="${1:-$ROOT/outputs/quickstart}"
 OUT="$(mkdir -p "$OUT" && cd "$OUT" && pwd)"
 ITERS="${VITAMIN_DENSE_QUICKSTART_ITERS:-2000}"
 CONFIG=configs/ov_seg/vitamin_tiny_synthetic.py
-DATA="$OUT/data/synthetic/"
+DATA="$OUT/data/synthetic_fcclip/"
 WORK="$OUT/tiny_synthetic"
 cd "$ROOT"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
@@ -29,8 +29,7 @@ echo "== 1/4 training-free demo on the sample photo (random weights: a smoke tes
 "$PY" demo/segment.py --random-init --model ViTamin-Tiny --vocab "cat,grass,sky" \
   --out "$OUT/segment_sample.png"
 
-DATA_OPTIONS=(train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA"
-              test_dataloader.dataset.data_root="$DATA")
+DATA_OPTIONS=(data_root="$DATA")  # one setting moves the data set (dataloaders and evaluators)
 echo "== 2/4 training the tiny FC-CLIP on synthetic shapes ($ITERS iterations, CPU, ~3 min)"
 # the tiny model's tensors are small: one thread is faster than several
 # (full log in $WORK/train.log; progress lines shown; step 3 evaluates)
@@ -51,6 +50,6 @@ grep -E '^[|+]' "$WORK/test.log" || true     # panopticapi's PQ table (all, thin
 tail -n 1 "$WORK/test.log"                    # every metric: PQ, SQ, RQ, mIoU, ...
 
 echo "== 4/4 segmenting a held-out synthetic image with the trained head"
-"$PY" demo/segment.py "$DATA/images/val/000000.jpg" --config "$CONFIG" --checkpoint "$CKPT" \
+"$PY" demo/segment.py "$DATA/images/val/000000.jpg" --checkpoint "$CKPT" \
   --vocab dataset:synthetic --task panoptic --out "$OUT/synthetic_panoptic.png"
 echo "overlays: $OUT/segment_sample.png $OUT/synthetic_panoptic.png"

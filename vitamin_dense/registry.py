@@ -19,32 +19,39 @@ from typing import Any, Callable, Optional, Tuple, Type
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import INFERENCERS as MMENGINE_INFERENCERS
+from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import RUNNER_CONSTRUCTORS as MMENGINE_RUNNER_CONSTRUCTORS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
 SCOPE = 'vitamin_dense'
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE,
-                  locations=['vitamin_dense.backbones', 'vitamin_dense.text',
+                  locations=['vitamin_dense.backbones', 'vitamin_dense.text.classifier',
                              'vitamin_dense.heads', 'vitamin_dense.models'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
-                    locations=['vitamin_dense.datasets'])
+                    locations=['vitamin_dense.datasets.openmmlab'])
 DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,
                          locations=['vitamin_dense.datasets'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
-                      locations=['vitamin_dense.datasets'])
+                      locations=['vitamin_dense.datasets.openmmlab'])
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE,
                    locations=['vitamin_dense.evaluation'])
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE,
@@ -52,7 +59,7 @@ EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE,
 TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, scope=SCOPE,
                       locations=['vitamin_dense.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE,
-                 locations=['vitamin_dense.engine'])
+                 locations=['vitamin_dense.engine', 'vitamin_dense.visualization.hook'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE,
                  locations=['vitamin_dense.engine'])
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope=SCOPE,
@@ -70,6 +77,19 @@ VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
                        locations=['vitamin_dense.visualization'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE,
                        locations=['vitamin_dense.visualization'])
+# Children of the other MMEngine root registries, empty: with 'vitamin_dense' as
+# the default scope MMEngine looks for a child of every registry it builds from
+# (log processor, model wrapper, ...) and warns "Failed to search registry with
+# scope" when there is none.
+RUNNER_CONSTRUCTORS = Registry('runner constructor', parent=MMENGINE_RUNNER_CONSTRUCTORS,
+                               scope=SCOPE)
+STRATEGIES = Registry('strategy', parent=MMENGINE_STRATEGIES, scope=SCOPE)
+MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE)
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS,
+                               scope=SCOPE)
+LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE)
+INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS, scope=SCOPE)
+FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope=SCOPE)
 
 # The OpenMMLab packages whose stock configs may name our modules without a
 # scope prefix. Each class is aliased only into the package(s) it belongs to:
@@ -172,7 +192,8 @@ def register_all_modules(init_default_scope: bool = True) -> None:
             when another scope (``mmdet`` after an mmdet tool, say) is
             current, as mmdet's and mmseg's ``register_all_modules`` do.
     """
-    importlib.import_module('vitamin_dense')  # imports and registers every sub-package
+    package = importlib.import_module('vitamin_dense')
+    package._register_everything()  # a no-op unless the import was deferred (see the package doc)
     if init_default_scope:
         from mmengine.registry import init_default_scope as _init_default_scope
         _init_default_scope(SCOPE)

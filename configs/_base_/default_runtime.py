@@ -9,6 +9,10 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Pictures of predictions (MMDetection's DetVisualizationHook conventions, any task):
+    # `tools/test.py CONFIG CKPT --show-dir vis [--score-thr S]` writes them to
+    # work_dir/<timestamp>/vis/.
+    visualization=dict(type='DenseVisualizationHook', draw=False, interval=50),
 )
 
 env_cfg = dict(

@@ -7,7 +7,7 @@
 #   OMP_NUM_THREADS=1 python tools/train.py configs/ov_det/owl_vitamin_tiny_synthetic.py
 #   python tools/test.py configs/ov_det/owl_vitamin_tiny_synthetic.py \
 #       work_dirs/owl_vitamin_tiny_synthetic/iter_6000.pth --show-dir vis
-#   python demo/detect.py data/synthetic/images/val/000042.jpg --vocab dataset:synthetic \
+#   python demo/detect.py data/synthetic_owl/images/val/000042.jpg --vocab dataset:synthetic \
 #       --checkpoint work_dirs/owl_vitamin_tiny_synthetic/iter_6000.pth
 #
 # ViTamin-Tiny (64 px window, random init: no weights exist for it) is fine-tuned end to end;
@@ -57,10 +57,16 @@ train_pipeline = [
 ]
 synthetic_train_generator = dict(num_images=200, image_size=128, seed=0)
 synthetic_val_generator = dict(num_images=50, image_size=128, seed=1)
-train_dataloader = dict(batch_size=8, dataset=dict(generator=synthetic_train_generator,
+# Its own synthetic splits (the other tiny configs generate theirs elsewhere);
+# --cfg-options data_root=DIR moves them (dataloaders and evaluators together).
+data_root = 'data/synthetic_owl/'
+train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root,
+                                                    generator=synthetic_train_generator,
                                                     pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(generator=synthetic_val_generator))
+val_dataloader = dict(dataset=dict(data_root=data_root, generator=synthetic_val_generator))
 test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
 
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -78,8 +84,8 @@ test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1500, max_keep_ckpts=1),
-    visualization=dict(type='mmdet.DetVisualizationHook', draw=False, score_thr=0.3),
 )
+# mmdet's visualizer, for mmdet's DetInferencer (the hook is default_runtime's)
 visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
                   name='visualizer')
 randomness = dict(seed=0)

@@ -2,7 +2,7 @@
 #
 # ViTamin-Tiny (64 px windows, 2 ViT blocks, random init: no weights are
 # downloaded), a narrow head, 128 px synthetic images (generated into
-# data/synthetic/ on first use). 2,000 iterations take about 3 minutes on one
+# data/synthetic_fcclip/ on first use). 2,000 iterations take about 3 minutes on one
 # CPU thread (~11 it/s; the tensors are small: OMP_NUM_THREADS=1 is faster
 # than 2) and reach PQ 49.6 (stuff 94.3, things 12.5: shapes need longer) and
 # mIoU 51.0 on the 50 held-out validation images; tests/test_seg_learning.py
@@ -35,7 +35,12 @@ model = dict(
     center_text_embeddings=True,
     test_cfg=dict(object_mask_thr=0.0, max_per_image=20))
 
-train_dataloader = dict(batch_size=4)
+# Its own synthetic splits (the tiny OWL and F-ViT configs generate other ones elsewhere);
+# --cfg-options data_root=DIR moves them (dataloaders and evaluators together).
+data_root = 'data/synthetic_fcclip/'
+train_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
 
 max_iters = 2000
 optim_wrapper = dict(

@@ -9,20 +9,30 @@
 
 The detector is built once (weights load once) and called many times. Boxes
 are in the original image's pixels whatever its size or aspect ratio: the
-image is resized (keeping its aspect ratio, never padded to a square) to the
-model's input size and the boxes are scaled back per axis. Images of a batch
-never influence each other (:meth:`OwlDetector.detect`).
+image is resized (keeping its aspect ratio) to the model's input size, the OWL
+model pads it to its square box frame (``frame_size``, as OWL pads to a square
+in training and at evaluation), and the boxes are scaled back per axis. Images
+of a batch never influence each other (:meth:`OwlDetector.detect`).
 
 Where the model comes from:
 
-* ``config`` (a training config) and ``checkpoint`` (a runner checkpoint of
-  it, read weights-only); the checkpoint alone also works, since MMEngine
-  stores the config inside it;
+* ``checkpoint`` (a runner checkpoint, read weights-only) of an OWL detector
+  or of a Sliding F-ViT, with the config MMEngine stored inside it, or the
+  ``config`` it was trained with; the checkpoint holds every weight, so
+  nothing is downloaded;
 * ``random_init=True``: the same architecture with random weights (no file
   needed), to exercise the whole path offline; the detections mean nothing.
 
 An untrained OWL head predicts nothing useful, so without a checkpoint (and
 without ``random_init``) building fails with a one-line error.
+
+Pictures and results keep one label per box by default (``one_label_per_box``):
+a box that scores for several classes, or boxes of different classes covering
+the same object, keep their best label (class-agnostic NMS at ``nms_iou``).
+Text and exemplar queries score on different scales (a box matching an
+exemplar scores near 1), so each has its own default threshold
+(:data:`DEFAULT_THRESHOLD`, :data:`DEFAULT_QUERY_THRESHOLD`; measured in
+:mod:`vitamin_dense.utils.defaults`).
 """
 from __future__ import annotations
 
@@ -38,6 +48,7 @@ import torch
 from ..errors import ConfigError, VitaminDenseError, WeightsError
 from ..text import Vocabulary, parse_vocabulary
 from ..text.vocabulary import VocabSpec
+from ..utils.defaults import DETECTION_THRESHOLD, EXEMPLAR_THRESHOLD
 from ..utils.image_io import ImageLike, describe_source, read_image
 from ..utils.precision import check_precision, inference_autocast
 from .detection_results import DetectionResult
@@ -46,7 +57,8 @@ from .segmenter import resolve_device
 logger = logging.getLogger(__name__)
 
 DEFAULT_INPUT_SIZE = 896
-DEFAULT_THRESHOLD = 0.1
+DEFAULT_THRESHOLD = DETECTION_THRESHOLD        # text queries
+DEFAULT_QUERY_THRESHOLD = EXEMPLAR_THRESHOLD   # exemplar queries: their scores live near 1
 _UNSET = object()
 BoxLike = Union[Sequence[float], np.ndarray, torch.Tensor]
 
@@ -73,18 +85,6 @@ def default_detector_config(model_name: str = 'ViTamin-L-336',
         test_cfg=dict(score_thr=DEFAULT_THRESHOLD, max_per_img=100, nms_iou=0.5))
 
 
-def _config_from_checkpoint(checkpoint: dict):
-    text = (checkpoint.get('meta') or {}).get('cfg')
-    if not isinstance(text, str) or 'model' not in text:
-        return None
-    from mmengine.config import Config
-    try:
-        return Config.fromstring(text, '.py')
-    except Exception as exc:  # a damaged or foreign meta: the caller asks for --config
-        logger.warning('the config stored in the checkpoint cannot be read (%s)', exc)
-        return None
-
-
 def _input_size_from_cfg(cfg) -> Optional[int]:
     """The test pipeline's Resize scale (longer side), if the config has one."""
     try:
@@ -102,21 +102,26 @@ def build_detector(config: Optional[str] = None, checkpoint: Optional[str] = Non
                    model: Optional[str] = None, weights: Optional[str] = 'datacomp1b',
                    random_init: bool = False, cfg_options: Optional[dict] = None,
                    device: Union[str, torch.device] = 'cpu'):
-    """Build an :class:`~vitamin_dense.models.OwlDetector` for inference.
+    """Build an :class:`~vitamin_dense.models.OwlDetector` (or a Sliding F-ViT) for inference.
 
     Returns ``(model, input_size)`` where ``input_size`` is the config's test
     resize (None when unknown). The data preprocessor of a training config
-    (mmdet's) is dropped: inference needs neither mmcv nor mmdet.
+    (mmdet's) is dropped: OWL inference needs neither mmcv nor mmdet. An F-ViT
+    comes wrapped in :class:`~vitamin_dense.apis.fvit_inference.FViTDetect`.
     """
     from ..engine.checkpoint import load_runner_checkpoint
     from ..registry import build_model
+    from .checkpoint_config import config_from_checkpoint
+    from .fvit_inference import FViTDetect, is_fvit_config
     state = None
     cfg = None
     if checkpoint is not None:
         ckpt = load_runner_checkpoint(checkpoint)
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
         if config is None:
-            cfg = _config_from_checkpoint(ckpt)
+            cfg = config_from_checkpoint(ckpt)
+            if cfg is not None and cfg_options:
+                cfg.merge_from_dict(cfg_options)
     if config is not None:
         from ..engine.config import load_config
         cfg = load_config(config, cfg_options)
@@ -135,21 +140,33 @@ def build_detector(config: Optional[str] = None, checkpoint: Optional[str] = Non
             raise ConfigError('name the ViTamin variant (--model) or give --config')
         model_cfg = default_detector_config(model, None if random_init else weights)
         input_size = None
-    if model_cfg.get('type', 'OwlDetector').split('.')[-1] != 'OwlDetector':
-        raise ConfigError(f"the config's model is a {model_cfg.get('type')}, not an OwlDetector")
+    fvit = is_fvit_config(model_cfg)
+    if not fvit and model_cfg.get('type', 'OwlDetector').split('.')[-1] != 'OwlDetector':
+        raise ConfigError(f"{config or checkpoint}: the model is a {model_cfg.get('type')}, not a "
+                          'detector (OwlDetector or SlidingFViT)' +
+                          ('; segment with demo/segment.py --checkpoint'
+                           if 'Segmentor' in str(model_cfg.get('type')) else ''))
     model_cfg['data_preprocessor'] = None
     backbone = model_cfg.setdefault('backbone', {})
-    text = dict(model_cfg.get('text_encoder') or dict(
-        type='TextClassifier', model_name=backbone.get('model_name', 'ViTamin-L-336'),
-        weights=backbone.get('weights', 'datacomp1b'), templates='vild'))
+    if fvit:
+        text = dict(model_cfg.get('text_encoder') or {})
+    else:
+        text = dict(model_cfg.get('text_encoder') or dict(
+            type='TextClassifier', model_name=backbone.get('model_name', 'ViTamin-L-336'),
+            weights=backbone.get('weights', 'datacomp1b'), templates='vild'))
     text['progress'] = False
     if state is not None or random_init:  # all weights come from the checkpoint (or nowhere)
         backbone['weights'] = None
         text['weights'] = None
     model_cfg['text_encoder'] = text
+    if fvit:  # mmdet's detectors read their sub-configs as attributes
+        from mmengine.config import ConfigDict
+        model_cfg = ConfigDict(model_cfg)
     detector = build_model(model_cfg)
     if state is not None:
         _load_state(detector, state, checkpoint)
+    if fvit:
+        detector = FViTDetect(detector)
     return detector.to(device).eval(), input_size
 
 
@@ -157,7 +174,8 @@ def _load_state(detector, state: Dict[str, torch.Tensor], source: str) -> None:
     own = detector.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    bad = [k for k in own if k in state and hasattr(own[k], 'shape')  # not extra state
+           and tuple(getattr(state[k], 'shape', ())) != tuple(own[k].shape)]
     if missing or unexpected or bad:
         example = (bad + missing + unexpected)[0]
         raise WeightsError(f'checkpoint {source} does not fit the detector: {len(missing)} '
@@ -179,9 +197,17 @@ class Detector:
         input_size: the longer image side fed to the network (images are
             resized, up or down, keeping their aspect ratio); default: the
             config's test resize, else 896. None keeps the original size.
-        threshold: minimum score of a reported box.
+        threshold: minimum score of a reported box for text queries
+            (:data:`DEFAULT_THRESHOLD`).
+        query_threshold: the same for exemplar queries, whose scores live on
+            another scale: by default :data:`DEFAULT_QUERY_THRESHOLD`, or
+            ``threshold`` when that is given (one cut for both); None: ``threshold``.
         max_detections: boxes per image at most.
         nms_iou: class-wise NMS IoU threshold (None: no NMS).
+        one_label_per_box: keep only the best label of boxes that overlap by
+            more than ``nms_iou`` (class-agnostic NMS; identical boxes always),
+            so that a box never carries several labels; False keeps every
+            (box, class) pair above the threshold, as the evaluation does.
         random_init: random weights everywhere (offline smoke runs).
         batch_size: images run together by :meth:`detect_batch`.
         precision: ``'fp32'``, or ``'bf16'`` for bfloat16 autocast (GPUs; see
@@ -191,10 +217,11 @@ class Detector:
     def __init__(self, config: Optional[str] = None, checkpoint: Optional[str] = None,
                  model: Optional[str] = None, weights: Optional[str] = 'datacomp1b',
                  device: Union[None, str, torch.device] = 'auto', input_size=_UNSET,
-                 threshold: float = DEFAULT_THRESHOLD, max_detections: int = 100,
+                 threshold: float = _UNSET, max_detections: int = 100,
                  nms_iou: Optional[float] = 0.5, random_init: bool = False,
                  batch_size: int = 4, cfg_options: Optional[dict] = None,
-                 precision: str = 'fp32'):
+                 query_threshold: Optional[float] = _UNSET,
+                 one_label_per_box: bool = True, precision: str = 'fp32'):
         self.device = resolve_device(device)
         self.precision = check_precision(precision)
         if model is None and config is None and checkpoint is None:
@@ -206,7 +233,13 @@ class Detector:
         if input_size is not None and int(input_size) < 16:
             raise ConfigError(f'input_size must be at least 16 px (or None), got {input_size}')
         self.input_size = None if input_size is None else int(input_size)
-        self.threshold = _check_threshold(threshold)
+        self.threshold = _check_threshold(DEFAULT_THRESHOLD if threshold is _UNSET
+                                          else threshold)
+        if query_threshold is _UNSET:
+            query_threshold = DEFAULT_QUERY_THRESHOLD if threshold is _UNSET else None
+        self.query_threshold = self.threshold if query_threshold is None else \
+            _check_threshold(query_threshold)
+        self.one_label_per_box = bool(one_label_per_box)
         if int(max_detections) < 1:
             raise ConfigError(f'max_detections must be at least 1, got {max_detections}')
         self.max_detections = int(max_detections)
@@ -262,9 +295,14 @@ class Detector:
                      query_names: Optional[Sequence[str]] = None,
                      threshold=_UNSET) -> List[DetectionResult]:
         """Detect in several images (run ``batch_size`` at a time, independently)."""
-        threshold = self.threshold if threshold is _UNSET else _check_threshold(threshold)
         if (vocabulary is None) == (query_image is None and query_boxes is None):
             raise ConfigError('give either a vocabulary or a query image with query boxes')
+        if threshold is not _UNSET:
+            threshold = _check_threshold(threshold)
+        elif vocabulary is not None:
+            threshold = self.threshold
+        else:
+            threshold = self.query_threshold
         queries = None
         info: Dict[str, Any] = {}
         if vocabulary is not None:
@@ -294,19 +332,27 @@ class Detector:
             batch[i, :, :x.shape[1], :x.shape[2]] = x
             metas.append(dict(meta, vocabulary=vocab) if vocab is not None else meta)
         start = time.perf_counter()
+        # more candidates than reported: one label per box drops some of them
+        candidates = self.max_detections * (5 if self.one_label_per_box else 1)
         with inference_autocast(self.device, self.precision):
             outs = self.model.detect(batch, metas, queries=queries, test_cfg=dict(
-                score_thr=threshold, max_per_img=self.max_detections, nms_iou=self.nms_iou))
+                score_thr=threshold, max_per_img=candidates, nms_iou=self.nms_iou))
         seconds = (time.perf_counter() - start) / len(prepared)
         results = []
         for (rgb, _, meta), out, src in zip(prepared, outs, sources):
+            boxes, scores, labels = out.bboxes.float().cpu(), out.scores.float().cpu(), \
+                out.labels.cpu()
+            if self.one_label_per_box:
+                boxes, scores, labels = one_label_per_box(boxes, scores, labels, self.nms_iou)
+            order = scores.argsort(descending=True)[:self.max_detections]
             results.append(DetectionResult(
-                boxes=out.bboxes.float().cpu().numpy(), scores=out.scores.float().cpu().numpy(),
-                labels=out.labels.cpu().numpy(), class_names=class_names, image=rgb,
+                boxes=boxes[order].numpy(), scores=scores[order].numpy(),
+                labels=labels[order].numpy(), class_names=class_names, image=rgb,
                 source=describe_source(src),
                 meta=dict(info, model=self.model.backbone.model_name,
                           weights='random init' if self.random_init else 'checkpoint',
                           input_size=list(meta['img_shape']), threshold=threshold,
+                          one_label_per_box=self.one_label_per_box,
                           seconds=round(seconds, 4))))
         return results
 
@@ -336,8 +382,26 @@ class Detector:
         return queries, picked, names
 
     def __repr__(self) -> str:
-        return (f'Detector(model={self.model.backbone.model_name}, device={self.device}, '
-                f'input_size={self.input_size}, threshold={self.threshold})')
+        kind = 'F-ViT' if type(self.model).__name__ == 'FViTDetect' else 'OWL'
+        return (f'Detector({kind}, model={self.model.backbone.model_name}, device={self.device}, '
+                f'input_size={self.input_size}, threshold={self.threshold} (exemplar queries '
+                f'{self.query_threshold}), one_label_per_box={self.one_label_per_box})')
+
+
+def one_label_per_box(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                      iou: Optional[float] = 0.5
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Keep the best-scoring label among boxes overlapping by more than ``iou``.
+
+    Class-agnostic NMS: a token's box reported for several classes, and boxes
+    of different classes on the same object, become one box with its best
+    label. ``iou=None`` removes exact duplicates only.
+    """
+    if not len(boxes):
+        return boxes, scores, labels
+    from torchvision.ops import nms
+    keep = nms(boxes.float(), scores.float(), 0.999 if iou is None else float(iou))
+    return boxes[keep], scores[keep], labels[keep]
 
 
 # ------------------------------------------------------------------- checks
@@ -397,4 +461,5 @@ def check_query_box(box: BoxLike, image_hw: Tuple[int, int], source: str = 'the 
 
 
 __all__ = ['Detector', 'DetectionResult', 'QueryError', 'build_detector',
-           'default_detector_config', 'parse_box', 'check_query_box', 'DEFAULT_INPUT_SIZE']
+           'default_detector_config', 'parse_box', 'check_query_box', 'one_label_per_box',
+           'DEFAULT_INPUT_SIZE', 'DEFAULT_THRESHOLD', 'DEFAULT_QUERY_THRESHOLD']

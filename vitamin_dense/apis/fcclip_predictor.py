@@ -30,9 +30,8 @@ import torch
 from ..errors import ConfigError, WeightsError
 from ..models.training_free import label_map
 from ..text import Vocabulary
-from ..visualization import class_colors
-from ..visualization.overlay import (LegendEntry, attach_legend, blend_labels, display_size,
-                                     resize_for_display)
+from ..visualization import class_colors, draw_detections
+from ..visualization.panoptic import draw_panoptic
 from .predictor import PreparedImage, register_predictor
 from .results import SegmentationResult
 
@@ -61,10 +60,15 @@ class MaskSegmentationResult(SegmentationResult):
     def overlay(self, image: Optional[np.ndarray] = None, alpha: float = 0.5,
                 legend: bool = True, min_side: int = 256, max_side: Optional[int] = 4096,
                 colors=None, boundaries: bool = True, title: Optional[str] = None,
-                score_threshold: float = 0.3) -> np.ndarray:
+                score_threshold: Optional[float] = None) -> np.ndarray:
         """Semantic: class colours; panoptic: one colour per segment (instances of a
-        class in shades of its colour); instance: masks above ``score_threshold``
-        with boxes and labels."""
+        class in shades of its colour); instance: masks with boxes and readable
+        ``name score`` tags, as the detection pictures.
+
+        Every instance of the result is drawn (the predictor's threshold already
+        applied, so the picture shows what the listing lists); ``score_threshold``
+        hides instances scoring below it.
+        """
         if self.task == 'semantic':
             return super().overlay(image, alpha, legend, min_side, max_side, colors, boundaries,
                                    title)
@@ -72,33 +76,24 @@ class MaskSegmentationResult(SegmentationResult):
         if image is None:
             raise ValueError('this result holds no image: pass overlay(image=...)')
         base = np.asarray(colors if colors is not None else class_colors(self.class_names))
-        size = display_size(*image.shape[:2], min_side=min_side, max_side=max_side)
-        shown = resize_for_display(image, size)
-        if self.task == 'panoptic':
-            ids = self.panoptic if self.panoptic is not None else np.full(self.size, -1)
-            seg_colors = [_shade(base[s['label']], s, self.segments) for s in self.segments]
-            canvas = blend_labels(shown, resize_for_display(ids, size, labels=True),
-                                  seg_colors or [(0, 0, 0)], alpha=alpha, boundaries=boundaries)
-            counts: Dict[int, int] = {}
-            for s in self.segments:
-                counts[s['label']] = counts.get(s['label'], 0) + 1
-            total = max(1, ids.size)
-            area: Dict[int, int] = {}
-            for s in self.segments:
-                area[s['label']] = area.get(s['label'], 0) + s['area']
-            entries = [LegendEntry(self.class_names[k] + (f' x{counts[k]}' if counts[k] > 1 else ''),
-                                   tuple(int(c) for c in base[k]), f'{100 * area[k] / total:.1f}%')
-                       for k in sorted(counts, key=lambda k: -area[k])]
-        else:
-            canvas = _draw_instances(shown, self.instances, base, self.class_names, size,
-                                     self.size, alpha, score_threshold)
-            labels = self.instances['labels'][self.instances['scores'] >= score_threshold] \
-                if self.instances is not None else np.empty(0, np.int64)
-            entries = [LegendEntry(self.class_names[k], tuple(int(c) for c in base[k]),
-                                   f'x{int((labels == k).sum())}') for k in sorted(set(labels.tolist()))]
-        if not legend or not entries:
-            return canvas
-        return attach_legend(canvas, entries, title=title)
+        if self.task == 'instance':
+            inst = self.instances or dict(masks=np.zeros((0,) + self.size, bool),
+                                          labels=np.zeros(0, np.int64), scores=np.zeros(0),
+                                          boxes=np.zeros((0, 4)))
+            keep = np.ones(len(inst['scores']), bool) if score_threshold is None else \
+                np.asarray(inst['scores']) >= score_threshold
+            return draw_detections(image, np.asarray(inst['boxes'])[keep],
+                                   np.asarray(inst['labels'])[keep],
+                                   np.asarray(inst['scores'])[keep], self.class_names,
+                                   colors=[tuple(int(c) for c in b) for b in base],
+                                   min_side=min_side, max_side=max_side, legend=legend,
+                                   title=title, masks=np.asarray(inst['masks'])[keep],
+                                   alpha=alpha)
+        ids = self.panoptic if self.panoptic is not None else np.full(self.size, -1)
+        return draw_panoptic(image, ids, self.segments, self.class_names,
+                             colors=[tuple(int(c) for c in b) for b in base], alpha=alpha,
+                             min_side=min_side, max_side=max_side, legend=legend,
+                             boundaries=boundaries, title=title)
 
     def to_dict(self) -> Dict[str, Any]:
         out = super().to_dict()
@@ -112,40 +107,6 @@ class MaskSegmentationResult(SegmentationResult):
                                                    self.instances['scores'],
                                                    self.instances['boxes'])]
         return out
-
-
-def _shade(color: np.ndarray, segment: Dict[str, Any], segments: Sequence[Dict]) -> Tuple:
-    """The class colour, lightened / darkened per instance so touching instances differ."""
-    if not segment['isthing']:
-        return tuple(int(c) for c in color)
-    same = [s for s in segments if s['label'] == segment['label'] and s['isthing']]
-    k = same.index(segment)
-    factor = 1.0 + 0.35 * (((k % 2) * 2 - 1) * ((k + 1) // 2) / max(1, len(same)))
-    return tuple(int(np.clip(c * factor, 0, 255)) for c in color)
-
-
-def _draw_instances(shown: np.ndarray, instances: Optional[Dict[str, np.ndarray]],
-                    base: np.ndarray, names: Sequence[str], size: Tuple[int, int],
-                    full: Tuple[int, int], alpha: float, threshold: float) -> np.ndarray:
-    import cv2
-    canvas = shown.copy()
-    if instances is None:
-        return canvas
-    sy, sx = size[0] / full[0], size[1] / full[1]
-    keep = np.nonzero(instances['scores'] >= threshold)[0]
-    for i in keep[::-1]:  # best drawn last (on top)
-        mask = resize_for_display(instances['masks'][i].astype(np.uint8), size, labels=True) > 0
-        color = base[int(instances['labels'][i])].astype(np.float32)
-        canvas[mask] = np.rint(canvas[mask] * (1 - alpha) + color * alpha).astype(np.uint8)
-    for i in keep:
-        x1, y1, x2, y2 = instances['boxes'][i]
-        p1, p2 = (int(x1 * sx), int(y1 * sy)), (int(x2 * sx) - 1, int(y2 * sy) - 1)
-        color = tuple(int(c) for c in base[int(instances['labels'][i])])
-        cv2.rectangle(canvas, p1, p2, color, max(1, round(max(size) / 400)))
-        text = f"{names[int(instances['labels'][i])]} {instances['scores'][i]:.2f}"
-        cv2.putText(canvas, text, (p1[0] + 2, max(12, p1[1] + 12)), cv2.FONT_HERSHEY_SIMPLEX,
-                    max(0.35, max(size) / 1400), color, 1, cv2.LINE_AA)
-    return canvas
 
 
 class FCCLIPPredictor:
@@ -233,10 +194,13 @@ class FCCLIPPredictor:
                 region=region, pixel_counts=counts, scores_are_logits=False, threshold=threshold,
                 image=image.original, source=image.source, meta=meta, task=self.task)
             if self.task == 'panoptic':
-                result.panoptic, result.segments = _panoptic_segments(sample, vocabulary)
+                result.panoptic, result.segments = _panoptic_segments(sample, vocabulary,
+                                                                      threshold)
             elif self.task == 'instance':
                 inst = sample.pred_instances
                 order = inst.scores.argsort(descending=True)
+                if threshold is not None:  # the same cut for the listing and the picture
+                    order = order[inst.scores[order] >= threshold]
                 result.instances = dict(masks=inst.masks[order].cpu().numpy(),
                                         labels=inst.labels[order].cpu().numpy(),
                                         scores=inst.scores[order].cpu().numpy(),
@@ -265,7 +229,9 @@ def _low_res_semantic(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return scores / scores.sum(0, keepdim=True).clamp_min(1e-12)
 
 
-def _panoptic_segments(sample, vocabulary: Vocabulary) -> Tuple[np.ndarray, List[Dict]]:
+def _panoptic_segments(sample, vocabulary: Vocabulary, threshold: Optional[float] = None
+                       ) -> Tuple[np.ndarray, List[Dict]]:
+    """Segment index map and segment list; segments scoring below ``threshold`` are dropped."""
     from ..models.fcclip.postprocess import INSTANCE_OFFSET
     pan = sample.pred_panoptic_seg.sem_seg[0].cpu()
     info = {s['id']: s for s in sample.pred_panoptic_seg.metainfo.get('segments_info', [])}
@@ -276,11 +242,13 @@ def _panoptic_segments(sample, vocabulary: Vocabulary) -> Tuple[np.ndarray, List
         label = seg_id % INSTANCE_OFFSET
         if label >= len(vocabulary):
             continue  # void
+        score = float(info.get(seg_id, {}).get('score', float('nan')))
+        if threshold is not None and not score >= threshold:
+            continue
         lut[k] = len(segments)
         segments.append(dict(id=len(segments), label=int(label), name=vocabulary.names[label],
                              isthing=seg_id >= INSTANCE_OFFSET,
-                             score=float(info.get(seg_id, {}).get('score', float('nan'))),
-                             area=int(area)))
+                             score=score, area=int(area)))
     return lut[inverse].numpy(), segments
 
 
@@ -296,19 +264,23 @@ def build_fcclip_predictor(config: Optional[str] = None, checkpoint: Optional[st
     ``Segmenter``'s ``model`` / ``weights`` / ``templates`` do not apply: the
     config names the model and the checkpoint holds its weights.
     """
-    if not config or not checkpoint:
-        raise ConfigError('the fcclip predictor needs both a config and a checkpoint '
-                          '(--config CONFIG --checkpoint CKPT); without them the demo uses '
-                          'the training-free model')
+    if not checkpoint:
+        raise ConfigError('the fcclip predictor needs a checkpoint (--checkpoint CKPT, its '
+                          'config read from it or given with --config); without it the demo '
+                          'uses the training-free model')
     from ..engine.checkpoint import load_runner_checkpoint
-    from ..engine.config import load_config
     from ..registry import build_model, register_all_modules
+    from .checkpoint_config import config_for_checkpoint
     register_all_modules(init_default_scope=False)
-    cfg = load_config(config, cfg_options)
-    if 'model' not in cfg or cfg.model.get('type') != 'FCCLIPSegmentor':
-        raise ConfigError(f'{config} does not describe an FCCLIPSegmentor model')
-    state = load_runner_checkpoint(checkpoint)
-    state = state.get('state_dict', state)
+    ckpt = load_runner_checkpoint(checkpoint)
+    cfg = config_for_checkpoint(config, ckpt, checkpoint, cfg_options)
+    config = config or f'the config stored in {checkpoint}'
+    if 'model' not in cfg or str(cfg.model.get('type')).split('.')[-1] != 'FCCLIPSegmentor':
+        kind = cfg.model.get('type') if 'model' in cfg else 'no model'
+        hint = ' (a detector: use demo/detect.py)' if kind and 'Segmentor' not in str(kind) \
+            else ''
+        raise ConfigError(f'{config} describes {kind}, not an FCCLIPSegmentor{hint}')
+    state = ckpt.get('state_dict', ckpt)
     if not any(k.startswith('head.') for k in state):
         raise WeightsError(f'{checkpoint} holds no FC-CLIP head weights (head.*): is it a '
                            'checkpoint of this model?')

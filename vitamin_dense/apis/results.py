@@ -190,15 +190,26 @@ class SegmentationResult:
                 'meta': {k: v for k, v in self.meta.items()
                          if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}}
 
-    def summary(self, sort: bool = True) -> str:
-        """Lines ``name  share%`` (by decreasing share), plus "none of these" if any."""
+    def summary(self, sort: bool = True, absent: bool = False) -> str:
+        """Lines ``name  share%`` (by decreasing share), plus "none of these" if any.
+
+        Classes that cover no pixel are counted in one last line (``absent=True``
+        lists them), so that a 150-class vocabulary prints what is in the image.
+        """
         items = list(self.shares.items())
         if sort:
             items.sort(key=lambda kv: -kv[1])
+        missing = [name for name, share in items if share <= 0]
+        if not absent:
+            items = [(name, share) for name, share in items if share > 0]
         if self.threshold is not None:
             items.append(('(none of these)', self.no_class_share))
         width = max([len(n) for n, _ in items] + [4])
-        return '\n'.join(f'{name:<{width}}  {100 * share:6.2f}%' for name, share in items)
+        lines = [f'{name:<{width}}  {100 * share:6.2f}%' for name, share in items]
+        if missing and not absent:
+            verb = 'classes cover' if len(missing) > 1 else 'class covers'
+            lines.append(f'({len(missing)} other {verb} no pixel)')
+        return '\n'.join(lines)
 
 
 __all__ = ['SegmentationResult', 'NO_CLASS']

@@ -1,10 +1,11 @@
 """Data sets and transforms (through mmdet / mmseg pipelines), synthetic data, vocabularies.
 
 The synthetic generator, the split definitions and the vocabularies need no
-OpenMMLab package; the data set classes (mmdet / mmseg subclasses) are
-registered when those import.
+OpenMMLab package and import with this package; the data set classes (mmdet /
+mmseg subclasses) live in :mod:`vitamin_dense.datasets.openmmlab`, imported
+(and registered) with ``vitamin_dense`` when mmdet and mmseg are installed, or
+on first use of one of their names here.
 """
-from ..utils.imports import openmmlab_available
 from . import class_names  # noqa: F401  (registers the dataset:NAME vocabularies)
 from .errors import DatasetError, DatasetFileError
 from .ov_splits import OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, ov_coco_classes
@@ -17,36 +18,17 @@ __all__ = ['DatasetError', 'DatasetFileError', 'SyntheticSpec', 'ensure_syntheti
            'DEFAULT_THINGS', 'DEFAULT_STUFF', 'DEFAULT_UNSEEN', 'OV_COCO_BASE_CLASSES',
            'OV_COCO_NOVEL_CLASSES', 'ov_coco_classes']
 
-if openmmlab_available():
-    from .ov_coco import OVCocoDataset
-    from .ov_lvis import OVLVISDataset
-    from .synthetic_dataset import (SyntheticDetectionDataset, SyntheticPanopticDataset,
-                                    SyntheticSemanticDataset)
-    from .panoptic import (CityscapesPanopticDataset, MapillaryPanopticDataset,
-                           OpenVocabADE20KPanopticDataset, OpenVocabCocoPanopticDataset)
-    from .semantic import (ADE20K847Dataset, OpenVocabADE20KDataset, OpenVocabCityscapesDataset,
-                           OpenVocabPascalContext59Dataset, OpenVocabPascalVOCDataset,
-                           PascalContext459Dataset, PascalVOC20Dataset)
-    from .transforms import LoadWideSemSegAnnotations, PILResize
-    __all__ += ['SyntheticPanopticDataset', 'SyntheticDetectionDataset',
-                'SyntheticSemanticDataset', 'OVCocoDataset', 'OVLVISDataset',
-                'OpenVocabCocoPanopticDataset', 'OpenVocabADE20KPanopticDataset',
-                'CityscapesPanopticDataset', 'MapillaryPanopticDataset', 'OpenVocabADE20KDataset',
-                'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
-                'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset',
-                'OpenVocabPascalVOCDataset', 'PascalVOC20Dataset', 'LoadWideSemSegAnnotations',
-                'PILResize']
+_OPENMMLAB_NAMES = (
+    'SyntheticPanopticDataset', 'SyntheticDetectionDataset', 'SyntheticSemanticDataset',
+    'OVCocoDataset', 'OVLVISDataset', 'OpenVocabCocoPanopticDataset',
+    'OpenVocabADE20KPanopticDataset', 'CityscapesPanopticDataset', 'MapillaryPanopticDataset',
+    'OpenVocabADE20KDataset', 'ADE20K847Dataset', 'OpenVocabCityscapesDataset',
+    'OpenVocabPascalContext59Dataset', 'PascalContext459Dataset', 'OpenVocabPascalVOCDataset',
+    'PascalVOC20Dataset', 'LoadWideSemSegAnnotations', 'PILResize')
 
-    # Stock tools (mmdet's DetInferencer, mmseg's MMSegInferencer) build data sets
-    # in their own scope: make ours reachable there too.
-    from ..utils.openmmlab_alias import alias_into_openmmlab
-    for _cls in (SyntheticPanopticDataset, SyntheticDetectionDataset, CityscapesPanopticDataset,
-                 MapillaryPanopticDataset, OpenVocabADE20KPanopticDataset,
-                 OpenVocabCocoPanopticDataset):
-        alias_into_openmmlab(_cls, 'DATASETS', packages=('mmdet',))
-    for _cls in (SyntheticSemanticDataset, ADE20K847Dataset, OpenVocabADE20KDataset,
-                 OpenVocabCityscapesDataset, OpenVocabPascalContext59Dataset,
-                 OpenVocabPascalVOCDataset, PascalContext459Dataset, PascalVOC20Dataset):
-        alias_into_openmmlab(_cls, 'DATASETS', packages=('mmseg',))
-    alias_into_openmmlab(LoadWideSemSegAnnotations, 'TRANSFORMS', packages=('mmseg',))
-    alias_into_openmmlab(PILResize, 'TRANSFORMS', packages=('mmdet', 'mmseg'))
+
+def __getattr__(name: str):
+    if name in _OPENMMLAB_NAMES:
+        from . import openmmlab
+        return getattr(openmmlab, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

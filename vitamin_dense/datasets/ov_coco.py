@@ -27,14 +27,14 @@ from mmdet.datasets import CocoDataset
 from mmengine.fileio import get_local_path
 
 from ..registry import DATASETS
-from ..text.vocabulary import normalize_name, register_builtin_vocabulary
+from ..text.vocabulary import normalize_name
 from ..utils.openmmlab_alias import alias_into_openmmlab
 from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, annotation_error,
                                 check_class_subset, check_first_image, describe_missing,
                                 require_file)
-from .ov_splits import (OV_COCO_BASE_CLASSES, OV_COCO_NOVEL_CLASSES, coco_classes,
-                        coco_palette, labels_in_subset, names_to_mask, ov_coco_classes,
-                        ov_coco_palette, random_palette, split_metainfo)
+from .ov_splits import (OV_COCO_NOVEL_CLASSES, coco_classes, coco_palette, labels_in_subset,
+                        names_to_mask, ov_coco_classes, ov_coco_palette, random_palette,
+                        split_metainfo)
 
 OV_COCO_LAYOUT = ('data/coco/annotations/instances_{train,val}2017.json with images in '
                   'data/coco/{train,val}2017/ (OVR-CNN instances_*_seen_2 / *_all_2 files '
@@ -150,7 +150,3 @@ def _palette_for(classes: Sequence[str]):
 
 # stock mmdet configs (default_scope='mmdet') can name it too
 alias_into_openmmlab(OVCocoDataset, 'DATASETS', packages=('mmdet',))
-register_builtin_vocabulary('coco', lambda: list(coco_classes()))
-register_builtin_vocabulary('ov_coco', lambda: list(ov_coco_classes()))
-register_builtin_vocabulary('ov_coco_base', lambda: list(OV_COCO_BASE_CLASSES))
-register_builtin_vocabulary('ov_coco_novel', lambda: list(OV_COCO_NOVEL_CLASSES))

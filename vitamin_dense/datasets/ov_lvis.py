@@ -28,13 +28,13 @@ from mmdet.datasets import LVISV1Dataset
 from mmengine.fileio import get_local_path
 
 from ..registry import DATASETS
-from ..text.vocabulary import normalize_name, register_builtin_vocabulary
+from ..text.vocabulary import normalize_name
 from ..utils.openmmlab_alias import alias_into_openmmlab
 from .ov_detection_base import (DatasetError, IdList, OpenVocabFilterMixin, annotation_error,
                                 check_class_subset, check_first_image, describe_missing,
                                 require_file)
 from .ov_splits import (LVIS_FREQUENCIES, LVIS_NOVEL_FREQUENCIES, dedupe_synonyms,
-                        labels_in_subset, lvis_v1_classes, random_palette, split_metainfo)
+                        labels_in_subset, random_palette, split_metainfo)
 
 OV_LVIS_LAYOUT = ('data/lvis_v1/annotations/lvis_v1_{train,val}.json with the COCO 2017 images '
                   'in data/lvis_v1/{train,val}2017/')
@@ -166,4 +166,3 @@ def _image_file(img_info: dict) -> str:
 
 # stock mmdet configs (default_scope='mmdet') can name it too
 alias_into_openmmlab(OVLVISDataset, 'DATASETS', packages=('mmdet',))
-register_builtin_vocabulary('lvis', lambda: list(lvis_v1_classes()))

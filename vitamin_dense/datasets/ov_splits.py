@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from ..text.vocabulary import normalize_name
+from ..text.vocabulary import normalize_name, register_builtin_vocabulary
 
 # Novel classes of OV-COCO (Bansal et al., ECCV 2018; OVR-CNN, CVPR 2021).
 OV_COCO_NOVEL_CLASSES: Tuple[str, ...] = (
@@ -139,3 +139,11 @@ def names_to_mask(classes: Sequence[str], names: Iterable[str]) -> List[bool]:
     """One bool per class: is its (normalised) name among ``names``."""
     wanted = {normalize_name(n) for n in names}
     return [normalize_name(c) in wanted for c in classes]
+
+
+# dataset:NAME vocabularies (registered here, without mmdet: it is imported when one is used)
+register_builtin_vocabulary('coco', lambda: list(coco_classes()))
+register_builtin_vocabulary('ov_coco', lambda: list(ov_coco_classes()))
+register_builtin_vocabulary('ov_coco_base', lambda: list(OV_COCO_BASE_CLASSES))
+register_builtin_vocabulary('ov_coco_novel', lambda: list(OV_COCO_NOVEL_CLASSES))
+register_builtin_vocabulary('lvis', lambda: list(lvis_v1_classes()))

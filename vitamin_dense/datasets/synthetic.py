@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import os.path as osp
@@ -55,6 +56,7 @@ from .errors import DatasetError
 
 GENERATOR_VERSION = 1
 META_FILE = 'synthetic_meta.json'
+logger = logging.getLogger(__name__)
 
 # Shape kinds (things) and textured regions (stuff), with our synonyms. The
 # first name is the display name. Order fixes the category ids (1-based).
@@ -691,7 +693,15 @@ def ensure_synthetic(root: str, split: str, spec: Optional[SyntheticSpec] = None
             raise DatasetError(
                 f'{root} holds {foreign[0]} but no {META_FILE}: it is not a synthetic data '
                 'root made by vitamin-dense; point data_root elsewhere or delete it')
-        meta.get('splits', {}).pop(split, None)  # invalid while being rewritten
+        previous = meta.get('splits', {}).pop(split, None)  # invalid while being rewritten
+        if previous is not None and previous != wanted:
+            changed = sorted(k for k in set(previous) | set(wanted)
+                             if previous.get(k) != wanted.get(k))
+            logger.warning('%s: split %s was made with other parameters (%s); it is rewritten, '
+                           'so results computed on the old one no longer apply. Configs with '
+                           'different synthetic splits need different data_root folders',
+                           root, split, ', '.join(f'{k}: {previous.get(k)} -> {wanted.get(k)}'
+                                                  for k in changed))
         if meta:
             _write_json(osp.join(root, META_FILE), meta)
         paths = generate_split(root, split, spec, progress=progress)

@@ -62,6 +62,8 @@ class SyntheticPanopticDataset(CocoPanopticDataset):
         ``data_prefix`` default to the split's files.
     """
 
+    GENERATES_DATA = True  # files are written on first use (generate=True)
+
     def __init__(self, data_root: str = 'data/synthetic', split: str = 'train',
                  generator: Optional[dict] = None, generate: bool = True, ann_file: str = '',
                  data_prefix: Optional[dict] = None, metainfo: Optional[dict] = None,
@@ -81,6 +83,8 @@ class SyntheticPanopticDataset(CocoPanopticDataset):
 @DATASETS.register_module()
 class SyntheticDetectionDataset(CocoDataset):
     """Synthetic shapes in COCO-instances form (things only: boxes + RLE masks)."""
+
+    GENERATES_DATA = True  # files are written on first use (generate=True)
 
     def __init__(self, data_root: str = 'data/synthetic', split: str = 'train',
                  generator: Optional[dict] = None, generate: bool = True, ann_file: str = '',
@@ -103,6 +107,8 @@ class SyntheticSemanticDataset(BaseSegDataset):
 
     Labels are things first, then stuff, 255 = void (the panoptic split's order).
     """
+
+    GENERATES_DATA = True  # files are written on first use (generate=True)
 
     def __init__(self, data_root: str = 'data/synthetic', split: str = 'train',
                  generator: Optional[dict] = None, generate: bool = True,

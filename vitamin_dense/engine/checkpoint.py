@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import WeightsError
+from ..utils.file_kind import describe_non_checkpoint
 
 _BUFFER_TAG = '__vitamin_dense_history_buffer__'
 
@@ -152,6 +153,10 @@ def load_runner_checkpoint(path: str, map_location: Any = 'cpu', trusted: bool =
     """
     if not os.path.isfile(path):
         raise WeightsError(f'checkpoint not found: {path}')
+    kind = describe_non_checkpoint(path)
+    if kind is not None:
+        raise WeightsError(f'{path} is not a PyTorch checkpoint ({kind}); pass the .pth file '
+                           'tools/train.py wrote (work_dirs/<config>/iter_N.pth)')
     try:
         with runner_safe_loading():
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)

@@ -33,6 +33,24 @@ from .checkpoint import (find_resume_checkpoint, from_plain, is_trusted_checkpoi
                          load_runner_checkpoint, runner_safe_loading, to_plain)
 
 
+def _logs_debug(logger: logging.Logger) -> bool:
+    """Whether ``log_level='DEBUG'`` (MMEngine sets the level on the logger's handlers)."""
+    return any(h.level <= logging.DEBUG for h in logger.handlers)
+
+
+class _QuietStart(logging.Filter):
+    """Drops start-up records a user cannot act on, unless the log level is DEBUG: the
+    hook table (one block per stage) and MMEngine's notes about its own deprecated
+    internals (``FileClient``, ``HardDiskBackend``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _logs_debug(logging.getLogger(record.name)) or record.levelno > logging.WARNING:
+            return True
+        message = str(record.msg)
+        return not (message.startswith('Hooks will be executed in the following order')
+                    or 'will be deprecated in future' in message)
+
+
 @RUNNERS.register_module()
 class VitaminRunner(Runner):
     """Runner used by every vitamin-dense config (``runner_type='VitaminRunner'``)."""
@@ -44,6 +62,31 @@ class VitaminRunner(Runner):
             for key in ('meta', 'message_hub', 'optimizer', 'param_schedulers'):
                 if key in checkpoint:
                     checkpoint[key] = to_plain(checkpoint[key])
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        if not any(isinstance(f, _QuietStart) for f in logger.filters):
+            logger.addFilter(_QuietStart())
+        return logger
+
+    def _log_env(self, env_cfg: dict) -> None:
+        """One line (work dir, seed, processes) instead of MMEngine's hundreds.
+
+        The system environment and the full config go to the DEBUG level; the
+        config is also written to the work dir (``<config name>.py``) and into
+        every checkpoint.
+        """
+        if _logs_debug(self.logger):
+            super()._log_env(env_cfg)
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        self.logger.info(f'{self.experiment_name}: work dir {self.work_dir}, seed {self.seed}, '
+                         f'{self.world_size} process(es) on {device} (the full config is '
+                         f'{osp.join(self.work_dir, self._config_file_name())}; '
+                         "log_level='DEBUG' also logs it with the environment)")
+
+    def _config_file_name(self) -> str:
+        filename = getattr(self.cfg, 'filename', None)
+        return osp.basename(filename) if filename else f'{self.timestamp}.py'
 
     def setup_env(self, env_cfg: dict) -> None:
         if self.distributed and not is_distributed() and not torch.cuda.is_available():

@@ -122,9 +122,15 @@ class ImagePath:
         """Make the model use ``text`` instead of asking its text tower."""
         raise NotImplementedError
 
-    def extra_inputs(self, maps: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """Inputs the head graph needs besides maps and text, computed from the maps' sizes."""
+    def extra_inputs(self, maps: Dict[str, Tensor],
+                     image_hw: Optional[Tuple[int, int]] = None) -> Dict[str, Tensor]:
+        """Inputs the head graph needs besides maps and text, computed from the sizes of
+        the maps and of the images (before any padding)."""
         return {}
+
+    def extra_axes(self, name: str) -> Dict[int, str]:
+        """The dynamic axes of the extra input ``name``."""
+        return {0: 'tokens'}
 
     @contextlib.contextmanager
     def given_extra(self, extra: Dict[str, Tensor]) -> Iterator[None]:
@@ -163,9 +169,16 @@ class TrainingFreePath(ImagePath):
 class OwlPath(ImagePath):
     """:class:`~vitamin_dense.models.OwlDetector`: per-token boxes, class logits, objectness.
 
-    The box bias of a token grid is a constant of the grid size; it enters the
-    head graph as an input (``box_bias``, from :meth:`OwlDetectionHead.box_bias`)
-    so that images of any size share one graph.
+    The path is the model's own ``_run_canvas`` on images of their own size,
+    as ``detect`` runs it: with ``frame_size`` the image is padded (bottom /
+    right, normalised zeros) to its square box frame before the windows, so
+    the outputs cover every token of that frame (``frame_side_tokens``), boxes
+    normalised to it. Two constants of the sizes enter the head graph as
+    inputs so that images of any size share one graph: the grid's box bias
+    (``box_bias``, from :meth:`OwlDetectionHead.box_bias`; the canvas is the
+    frame, so the grid's own bias is the frame's) and, for the ``'image'``
+    context, the tokens it pools (``valid_tokens``, from
+    :meth:`OwlDetector.valid_tokens`: the image's, not the padding's).
     """
 
     kind = 'owl'
@@ -182,26 +195,43 @@ class OwlPath(ImagePath):
     def given_text(self, text):
         yield  # the head takes its queries as an argument
 
-    def extra_inputs(self, maps):
-        # the features keep the stitched s16 grid; the head's own method gives the bias
-        grid = next(v for k, v in maps.items() if k in ('s16', 'merged')).shape[-2:]
+    def extra_inputs(self, maps, image_hw=None):
+        # the features keep the stitched s16 grid; the model's own methods give the constants
+        ref = next(v for k, v in maps.items() if k in ('s16', 'merged'))
+        grid = (int(ref.shape[-2]), int(ref.shape[-1]))
         like = next(iter(maps.values()))
-        return {'box_bias': self.model.head.box_bias((int(grid[0]), int(grid[1])), like)}
+        extra = {'box_bias': self.model.head.box_bias(grid, like)}
+        if self.model.head.context == 'image':
+            hw = tuple(image_hw) if image_hw is not None else (grid[0] * 16, grid[1] * 16)
+            extra['valid_tokens'] = self.model.valid_tokens([hw] * ref.shape[0], grid,
+                                                            ref.device)
+        return extra
+
+    def extra_axes(self, name):
+        if name == 'valid_tokens':
+            return {0: 'batch', 1: 'valid_tokens_height', 2: 'valid_tokens_width'}
+        return super().extra_axes(name)
 
     @contextlib.contextmanager
     def given_extra(self, extra):
         bias = extra['box_bias']
-        with override_method(self.model.head, 'box_bias',
-                             lambda grid_hw, like, frame=None: bias):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(override_method(self.model.head, 'box_bias',
+                                                lambda grid_hw, like, frame=None: bias))
+            if 'valid_tokens' in extra:
+                valid = extra['valid_tokens'].bool()
+                stack.enter_context(override_method(
+                    self.model, 'valid_tokens', lambda valid_hw, grid_hw, device=None: valid))
             yield
 
     def forward(self, images):
         raise RuntimeError('OwlPath runs with its queries: use __call__')
 
     def __call__(self, images, text):
+        sizes = [tuple(int(v) for v in images.shape[-2:])] * images.shape[0]
+        queries = text['class_embeddings']
         with torch.no_grad():
-            feats = self.model.extract_features(images)
-            out = self.model.head(feats, text['class_embeddings'].to(feats.dtype))
+            out = self.model._run_canvas(images, sizes, queries.to(images.dtype))
         return {k: out[k] for k in self.outputs}
 
 

@@ -9,13 +9,17 @@ writes, into the directory:
   stitches (``N`` dynamic);
 * ``head.onnx``: the stitched maps, the text inputs (``class_embeddings
   (K, E)``, ``K`` dynamic; ``seen_classes (K,)`` for FC-CLIP) and, for the
-  OWL detector, the grid's ``box_bias`` -> the model's raw outputs (logits,
-  boxes, objectness, or class probabilities and mask logits);
+  OWL detector, the grid's ``box_bias (h*w, 4)`` and the image's
+  ``valid_tokens (B, h, w)`` (the tokens its context pools) -> the model's
+  raw outputs (logits, boxes, objectness, or class probabilities and mask
+  logits);
 * ``class_embeddings.npy`` (and ``seen_classes.npy``) with ``vocabulary.json``:
   the text computed ahead by the model's text tower (:func:`write_vocabulary`
   writes another vocabulary without re-exporting);
 * ``manifest.json``: the window size, stride, pixel mean / std, input and
-  output names, opset and what produced it.
+  output names, opset and what produced it; for OWL also ``box_anchor``,
+  ``context`` and ``frame_size`` (the square box frame each image is padded
+  to before the windows, null for none).
 
 Stitching between the two graphs (and data-dependent post-processing such as
 NMS, top-k or label maps) stays outside them: :class:`OnnxImagePath` runs
@@ -126,7 +130,7 @@ def export_onnx(model: nn.Module, out_dir: str, vocabulary, example_size: Tuple[
     call, maps = record_stitching(path, images, text)
     map_names = call.names
     strides = _map_strides(call, window)
-    extra = path.extra_inputs(maps)
+    extra = path.extra_inputs(maps, tuple(example_size))
 
     win_module = _WindowGraph(call.window_fn, map_names, path.model).eval()
     example_windows = torch.cat([images[:, :, :window, :window], images[:, :, -window:, -window:]])
@@ -143,7 +147,7 @@ def export_onnx(model: nn.Module, out_dir: str, vocabulary, example_size: Tuple[
     # (K, M, E) class embeddings (FC-CLIP's synonyms per class): M varies too
     dynamic.update({n: {0: 'classes', **({1: f'{n}_synonyms'} if text[n].dim() == 3 else {})}
                     for n in path.text_inputs})
-    dynamic.update({n: {0: 'tokens'} for n in extra})
+    dynamic.update({n: path.extra_axes(n) for n in extra})
     _export(head_module, tuple(head_inputs), os.path.join(out_dir, HEAD_GRAPH), in_names,
             list(path.outputs), dynamic, opset)
 
@@ -157,7 +161,9 @@ def export_onnx(model: nn.Module, out_dir: str, vocabulary, example_size: Tuple[
         map_strides=strides, text_inputs=list(path.text_inputs), extra_inputs=list(extra),
         example_size=list(example_size), torch=torch.__version__)
     if path.kind == 'owl':
-        manifest['box_anchor'] = path.model.head.box_anchor
+        # the runtime pads each image to its square box frame (None: no padding)
+        manifest.update(box_anchor=path.model.head.box_anchor,
+                        frame_size=path.model.frame_size, context=path.model.head.context)
     if not path.dynamic_size:
         manifest['fixed_size'] = list(example_size)
     manifest.update(info or {})

@@ -5,10 +5,14 @@
     out = path(path.preprocess('photo.jpg'))           # the saved vocabulary
     out = path(images, {'class_embeddings': emb})      # another vocabulary, no re-export
 
-Windows are planned and stitched by :func:`sliding_window_forward` (the same
-code the PyTorch model runs), each chunk of windows going through the window
-graph; the stitched maps, the text inputs and (OWL) the grid's box bias go
-through the head graph. Outputs are numpy arrays named as in the manifest.
+The caller passes normalised images of any size (OWL, FC-CLIP's fixed size
+aside). An OWL model with a square box frame (the manifest's ``frame_size``)
+first has each image padded, bottom and right with normalised zeros, to its
+frame (:meth:`OnnxImagePath.canvas`), as the PyTorch model pads it. Windows
+are planned and stitched by :func:`sliding_window_forward` (the same code the
+PyTorch model runs), each chunk of windows going through the window graph;
+the stitched maps, the text inputs and (OWL) the grid's box bias and the
+image's valid tokens go through the head graph. Outputs are numpy arrays named as in the manifest.
 Post-processing (label maps, NMS / top-k, panoptic merging) is the caller's:
 it is data-dependent and stays out of the graphs.
 """
@@ -90,13 +94,40 @@ class OnnxImagePath:
         return record
 
     # ---------------------------------------------------------------- running
-    def stitched(self, images: ArrayLike) -> Dict[str, Tensor]:
-        """Window graph over sliding windows, stitched: ``{map name: (B, C, h, w)}``."""
+    @staticmethod
+    def _as_images(images: ArrayLike) -> Tensor:
         images = torch.as_tensor(np.asarray(images) if not isinstance(images, Tensor)
                                  else images).float()
         if images.dim() != 4 or images.shape[1] != 3:
             raise ConfigError(f'images must be normalised (B, 3, H, W), got '
                               f'{tuple(images.shape)}')
+        return images
+
+    def frame_tokens(self, height: int, width: int) -> int:
+        """OWL: side in tokens of an ``height x width`` image's square box frame.
+
+        The boxes are ``cx, cy, w, h`` normalised to that frame (pixels:
+        ``boxes_to_pixels(boxes, frame)``); the outputs cover its ``frame x frame``
+        tokens with ``frame_size``, the image's own grid without.
+        """
+        if self.kind != 'owl':
+            raise ConfigError(f'a {self.kind} export has no box frame')
+        from ..models.owl.detector import frame_side_tokens
+        return frame_side_tokens(height, width, self.manifest.get('frame_size'))
+
+    def canvas(self, images: ArrayLike) -> Tensor:
+        """What the windows run on: OWL with ``frame_size`` pads each image (bottom /
+        right, normalised zeros) to its square frame; other models take it as it is."""
+        images = self._as_images(images)
+        if self.kind != 'owl' or self.manifest.get('frame_size') is None:
+            return images
+        h, w = images.shape[-2:]
+        side = self.frame_tokens(h, w) * _sw.TOKEN_SIZE
+        return torch.nn.functional.pad(images, (0, side - w, 0, side - h))
+
+    def stitched(self, images: ArrayLike) -> Dict[str, Tensor]:
+        """Window graph over sliding windows, stitched: ``{map name: (B, C, h, w)}``."""
+        images = self._as_images(images)
 
         def window_fn(windows: Tensor) -> Dict[str, Tensor]:
             outs = self.window_session.run(None, {'windows': windows.numpy()})
@@ -105,22 +136,34 @@ class OnnxImagePath:
         return _sw.sliding_window_forward(images, window_fn, self.window, self.stride,
                                           self.max_windows_per_chunk)
 
-    def extra_inputs(self, maps: Dict[str, Tensor]) -> Dict[str, np.ndarray]:
-        """Inputs derived from the grid size (OWL: the box bias of the token grid)."""
+    def extra_inputs(self, maps: Dict[str, Tensor], image_hw: Optional[Sequence[int]] = None
+                     ) -> Dict[str, np.ndarray]:
+        """Inputs derived from the sizes (OWL: the box bias of the token grid, and the
+        tokens of the ``image_hw`` image inside it, default all, that the context pools)."""
+        names = self.manifest.get('extra_inputs', [])
         extra = {}
-        if 'box_bias' in self.manifest.get('extra_inputs', []):
+        ref = next((v for k, v in maps.items() if k in ('s16', 'merged')), None)
+        if ref is None:
+            return extra
+        grid = (int(ref.shape[-2]), int(ref.shape[-1]))
+        if 'box_bias' in names:
             from ..models.owl.heads import grid_box_bias
-            grid = next(v for k, v in maps.items() if k in ('s16', 'merged')).shape[-2:]
-            extra['box_bias'] = grid_box_bias(int(grid[0]), int(grid[1]),
-                                              self.manifest['box_anchor']).numpy()
+            extra['box_bias'] = grid_box_bias(*grid, self.manifest['box_anchor']).numpy()
+        if 'valid_tokens' in names:
+            from ..models.owl.detector import valid_token_mask
+            hw = tuple(image_hw) if image_hw is not None else (grid[0] * _sw.TOKEN_SIZE,
+                                                               grid[1] * _sw.TOKEN_SIZE)
+            extra['valid_tokens'] = valid_token_mask([hw] * ref.shape[0], grid).numpy()
         return extra
 
     def __call__(self, images: ArrayLike, text: Optional[Dict[str, ArrayLike]] = None
                  ) -> Dict[str, np.ndarray]:
-        """Outputs of the head graph for normalised ``images`` (B, 3, H, W).
+        """Outputs of the head graph for normalised ``images`` (B, 3, H, W), any size.
 
         ``text``: ``{'class_embeddings': (K, E), ...}`` (any ``K``); default:
-        the vocabulary saved with the export.
+        the vocabulary saved with the export. OWL outputs cover the tokens of
+        the square frame (:meth:`frame_tokens`); those beyond the image's own
+        ``ceil(H/16) x ceil(W/16)`` are padding, which ``detect`` drops.
         """
         if text is None:
             text = self.vocabulary()['text']
@@ -133,12 +176,13 @@ class OnnxImagePath:
             raise ConfigError(f'this {self.kind} head graph was exported for {fixed[0]}x{fixed[1]} '
                               f'inputs, got {np.shape(images)[-2]}x{np.shape(images)[-1]}: pad '
                               'or resize to that size, or export again with --size H,W')
-        maps = self.stitched(images)
+        images = self._as_images(images)
+        maps = self.stitched(self.canvas(images))
         feed = {n: maps[n].numpy() for n in self.map_names}
         for n in self.text_inputs:
             value = np.asarray(text[n].detach().cpu() if isinstance(text[n], Tensor) else text[n])
             feed[n] = value.astype(bool) if n == 'seen_classes' else value.astype(np.float32)
-        feed.update(self.extra_inputs(maps))
+        feed.update(self.extra_inputs(maps, tuple(images.shape[-2:])))
         # an input the model ends up not using (FC-CLIP's seen_classes without the
         # out-of-vocabulary ensemble) is pruned from the graph
         declared = {i.name for i in self.head_session.get_inputs()}

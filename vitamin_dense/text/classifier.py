@@ -240,14 +240,19 @@ class TextClassifier(BaseModule):
 
     def _check_length(self, prompts: List[str]) -> None:
         limit = self.context_length - 2  # start and end tokens
+        long = []
         for prompt in prompts:
             if prompt in self._warned:
                 continue
             n = len(self.tokenizer.encode(prompt)) if hasattr(self.tokenizer, 'encode') else 0
             if n > limit:
                 self._warned.add(prompt)
-                warnings.warn(f"prompt '{prompt[:60]}...' has {n} tokens, more than the text "
-                              f'context ({limit}); it is truncated', stacklevel=3)
+                long.append((prompt, n))
+        if long:
+            prompt, n = long[0]
+            more = f' (and {len(long) - 1} more prompts)' if len(long) > 1 else ''
+            warnings.warn(f"prompt '{prompt[:60]}...' has {n} tokens, more than the text "
+                          f'context ({limit}); it is truncated{more}', stacklevel=3)
 
     def _weights_fingerprint(self) -> str:
         """Cheap hash of the text tower's weights (a sample of every tensor)."""

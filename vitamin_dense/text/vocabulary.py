@@ -7,7 +7,11 @@ Grammar of a vocabulary string (the ``--vocab`` flag):
 * With a semicolon, semicolons separate classes and commas separate synonyms
   of one class (as ODISE): ``"kitten, cat; dog"`` -> two classes,
   ``[kitten, cat]`` and ``[dog]``. A single class with synonyms ends with a
-  semicolon: ``"kitten, cat;"``.
+  semicolon: ``"kitten, cat;"``. Because one ``;`` changes what every comma
+  means, a string where it does (commas joined names into one class) logs a
+  warning saying how it was read, once per string
+  (:data:`GRAMMAR_WARNING_LOGGER` at WARNING; a list of synonym lists or a
+  file never warns).
 * ``"dataset:NAME"`` -> the class names of a built-in data set vocabulary.
 * A path to an existing text file -> one class per line, synonyms separated
   by commas on the line; blank lines and lines starting with ``#`` are skipped.
@@ -26,6 +30,7 @@ between classes, as data sets do (ADE20K-847 has three classes called ``bag``).
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -37,6 +42,10 @@ from ..errors import VocabularyError
 VocabSpec = Union[str, Sequence[Union[str, Sequence[str]]], 'Vocabulary']
 
 _BUILTIN: Dict[str, Callable[[], Sequence[Union[str, Sequence[str]]]]] = {}
+
+GRAMMAR_WARNING_LOGGER = __name__
+_grammar_logger = logging.getLogger(GRAMMAR_WARNING_LOGGER)
+_grammar_warned: set = set()
 
 
 def normalize_name(name: str) -> str:
@@ -164,12 +173,32 @@ def parse_vocabulary(spec: VocabSpec) -> Vocabulary:
         empty = [i + 1 for i, c in enumerate(classes) if not c]
         if empty:
             raise VocabularyError(f'class {empty[0]} of the vocabulary has no name')
-        return Vocabulary(tuple(classes))
+        vocab = Vocabulary(tuple(classes))
+        _warn_synonym_reading(text, vocab)
+        return vocab
     parts = [p.strip() for p in text.split(',')]
     if any(not p for p in parts):
         raise VocabularyError(f"empty class name in vocabulary '{text}' (two commas in a row, "
                               'or a trailing comma?)')
     return Vocabulary(tuple((p,) for p in parts))
+
+
+def _warn_synonym_reading(text: str, vocab: Vocabulary) -> None:
+    """Say how a ``;`` string was read when its commas joined names into one class.
+
+    ``"kitten, cat"`` is two classes but ``"kitten, cat; dog"`` makes kitten
+    and cat synonyms: the one ``;`` changes every comma. The warning shows the
+    reading and the spelling of the other one, once per string.
+    """
+    grouped = [c for c in vocab.classes if len(c) > 1]
+    if not grouped or text in _grammar_warned:
+        return
+    _grammar_warned.add(text)
+    reading = ', '.join('[' + ' = '.join(c) + ']' for c in vocab.classes)
+    names = [n for c in vocab.classes for n in c]
+    _grammar_logger.warning(
+        "vocabulary '%s' has a ';', so its commas join synonyms: %d classes %s; for %d "
+        "separate classes write '%s'", text, len(vocab), reading, len(names), '; '.join(names))
 
 
 def vocabulary_from_metainfo(metainfo: Optional[Mapping[str, Any]],

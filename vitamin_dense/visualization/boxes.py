@@ -5,11 +5,12 @@ enlarged, huge ones shrunk) and legend panel (:func:`attach_legend`), and the
 palette's class colours. Each box gets an outline in its class colour and a
 filled tag ``"name 0.87"`` (text black or white, whichever reads better) above
 the box, or inside it when the box touches the top edge. Boxes are drawn from
-the lowest score up, so the most confident ones stay on top.
+the lowest score up, so the most confident ones stay on top. Instance masks,
+when given, tint their pixels in the class colour under the boxes.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -98,7 +99,8 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int],
                     scores: Optional[Sequence[float]], class_names: Sequence[str],
                     colors: Optional[Sequence[Color]] = None, min_side: int = 256,
                     max_side: Optional[int] = 4096, legend: bool = True,
-                    title: Optional[str] = None) -> np.ndarray:
+                    title: Optional[str] = None, masks: Optional[np.ndarray] = None,
+                    alpha: float = 0.5) -> np.ndarray:
     """Boxes with class names and scores on ``image`` (RGB uint8), with a legend.
 
     Args:
@@ -108,6 +110,7 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int],
         colors: one RGB colour per class (default: the palette).
         min_side / max_side: the picture is drawn at a readable size (see
             :func:`~vitamin_dense.visualization.display_size`), boxes scaled along.
+        masks: ``(N, H, W)`` instance masks (bool), tinted with opacity ``alpha``.
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'expected an RGB image (H, W, 3), got shape {image.shape}')
@@ -123,12 +126,29 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int],
     h, w = image.shape[:2]
     size = display_size(h, w, min_side=min_side, max_side=max_side)
     shown = resize_for_display(image, size)
+    if masks is not None and len(masks):
+        shown = _tint_masks(shown, masks, labels, scores, colors, size, alpha)
     scaled = boxes * np.array([size[1] / w, size[0] / h] * 2)
     canvas = draw_boxes(shown, scaled, labels, scores, class_names, colors)
     if not legend:
         return canvas
     return attach_legend(canvas, detection_legend(class_names, colors, labels, scores),
                          title=title)
+
+
+def _tint_masks(shown: np.ndarray, masks: np.ndarray, labels: np.ndarray,
+                scores: Optional[Sequence[float]], colors: Sequence[Color],
+                size: Tuple[int, int], alpha: float) -> np.ndarray:
+    """Blend each mask's class colour into ``shown`` (best instance last, on top)."""
+    masks = np.asarray(masks)
+    if masks.shape[0] != len(labels):
+        raise ValueError(f'{masks.shape[0]} masks for {len(labels)} boxes')
+    out = shown.astype(np.float32)
+    order = np.argsort(np.asarray(scores)) if scores is not None else np.arange(len(labels))
+    for i in order:
+        mask = resize_for_display(masks[i].astype(np.uint8), size, labels=True) > 0
+        out[mask] = out[mask] * (1 - alpha) + np.asarray(colors[int(labels[i])], np.float32) * alpha
+    return np.rint(out).astype(np.uint8)
 
 
 __all__ = ['draw_boxes', 'draw_detections', 'detection_legend']

@@ -53,10 +53,9 @@ from .text import save_class_embeddings
 
 logger = logging.getLogger(__name__)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-CONFIGS = {
-    'ovcoco': osp.join('configs', 'ov_det', 'fvit_vitamin_l_ovcoco.py'),
-    'ovlvis': osp.join('configs', 'ov_det', 'fvit_vitamin_l_ovlvis.py'),
+CONFIGS = {  # packaged config names (vitamin_dense.utils.packaged)
+    'ovcoco': 'ov_det/fvit_vitamin_l_ovcoco',
+    'ovlvis': 'ov_det/fvit_vitamin_l_ovlvis',
 }
 EMBEDDINGS = 'roi_head.bbox_head.all_embeddings'
 # (reference prefix, our prefix); None drops the entry. First match wins.
@@ -226,7 +225,8 @@ def convert_checkpoint(raw: dict, src: str, dst: str, config: Optional[str] = No
     table_names, table = _with_aliases(names, table)
     if config is None:
         kind = 'ovlvis' if any(k.startswith('roi_head.mask_head.') for k in mapped) else 'ovcoco'
-        config = osp.join(ROOT, CONFIGS[kind])
+        from ...utils.packaged import packaged_config
+        config = packaged_config(CONFIGS[kind])
     model, cfg = _build(config, cfg_options)
     own = model.state_dict()
     _check_fit(own, mapped, src, config)

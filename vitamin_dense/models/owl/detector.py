@@ -84,6 +84,16 @@ def valid_token_mask(valid_hw: Sequence[Tuple[int, int]], grid_hw: Tuple[int, in
     return mask
 
 
+def frame_side_tokens(height: int, width: int, frame_size: Optional[int] = None) -> int:
+    """Side in tokens of the square box frame of an ``height x width`` image (module doc).
+
+    ``max(frame_size, the longer side rounded up to 16 px) / 16``; without
+    ``frame_size`` the longer side alone. The ONNX runtime pads to it too.
+    """
+    least = 0 if frame_size is None else int(frame_size) // TOKEN_SIZE
+    return max(least, -(-max(int(height), int(width)) // TOKEN_SIZE))
+
+
 def stack_queries(embeddings: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
     """Pad per-image query sets ``(Q_i, E)`` into ``(B, Q, E)`` and a ``(B, Q)`` mask."""
     q = max(e.shape[0] for e in embeddings)
@@ -428,9 +438,8 @@ class OwlDetector(BaseModel):
     # ------------------------------------------------------------- box frame
     def frame_tokens(self, valid_hw: Sequence[Tuple[int, int]]) -> Tensor:
         """``(B,)`` side of each image's square box frame, in tokens (see ``frame_size``)."""
-        least = 0 if self.frame_size is None else self.frame_size // TOKEN_SIZE
-        return torch.tensor([max(least, -(-max(int(h), int(w)) // TOKEN_SIZE))
-                             for h, w in valid_hw], dtype=torch.long)
+        return torch.tensor([frame_side_tokens(h, w, self.frame_size) for h, w in valid_hw],
+                            dtype=torch.long)
 
     def _pad_to_canvas(self, images: Tensor, side: int) -> Tensor:
         """Zero-pad (normalised zero: the data preprocessor's padding) to ``side x side``
@@ -457,9 +466,18 @@ class OwlDetector(BaseModel):
         if self.head.context == 'image':
             valid = None
             if valid_hw is not None:
-                valid = valid_token_mask(valid_hw, tokens.shape[1:3], tokens.device)
+                valid = self.valid_tokens(valid_hw, tokens.shape[1:3], tokens.device)
             context = fc_norm(masked_token_mean(tokens, valid))[:, None, None, :]
         return self.head.merge(normed, context)
+
+    def valid_tokens(self, valid_hw: Sequence[Tuple[int, int]], grid_hw: Tuple[int, int],
+                     device=None) -> Tensor:
+        """``(B, H, W)`` mask of the tokens the image context pools (each image's own).
+
+        A method so that the ONNX head graph can take the mask as an input
+        (:class:`~vitamin_dense.export.OwlPath`), as it takes the box bias.
+        """
+        return valid_token_mask(valid_hw, grid_hw, device)
 
     def _window_merged_tokens(self, images: Tensor) -> Tensor:
         """``fc_norm(t) * fc_norm(mean over the window)`` per window, stitched."""
@@ -715,4 +733,4 @@ def _valid_sizes(data_samples) -> Optional[List[Tuple[int, int]]]:
     return sizes
 
 
-__all__ = ['OwlDetector', 'valid_token_mask', 'stack_queries']
+__all__ = ['OwlDetector', 'valid_token_mask', 'frame_side_tokens', 'stack_queries']
