@@ -32,6 +32,8 @@ CANNOT_RUN_HERE = [
     (r'tools/run_tests\.sh', 'the test suite itself'),
     (r'tools/quickstart\.sh', 'the main job: test_quickstart_runs_offline below'),
     (r'tools/benchmark\.py', 'minutes of measurements (tools/benchmarks/, run by hand)'),
+    (r'tools/benchmark_gpu\.sh', 'a GPU (tests/test_benchmark_smoke.py runs it on a CPU, '
+     '--tiny)'),
     (r'^pip (install|wheel)', 'installs into the environment (tests/test_package_install.py '
      'builds, installs and runs the wheel in a fresh one)'),
 ]
