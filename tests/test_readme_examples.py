@@ -34,6 +34,8 @@ CANNOT_RUN_HERE = [
     (r'tools/benchmark\.py', 'minutes of measurements (tools/benchmarks/, run by hand)'),
     (r'tools/convert_checkpoint\.py', 'the released reference checkpoints (the converters run '
      'on tiny ones in tests/test_fvit_convert.py and tests/test_fcclip_reference.py)'),
+    (r'tools/benchmark_gpu\.sh', 'a GPU (tests/test_benchmark_smoke.py runs it on a CPU, '
+     '--tiny)'),
     (r'^pip (install|wheel)', 'installs into the environment (tests/test_package_install.py '
      'builds, installs and runs the wheel in a fresh one)'),
 ]

@@ -305,3 +305,49 @@ def test_decoder_config_errors_are_one_line():
                                  num_encoder_levels=1, num_outs=1)
     with pytest.raises(ConfigError, match='num_groups'):
         DeformablePixelDecoder(IN_CHANNELS, feat_channels=40, num_groups=32)
+
+
+# ------------------------------------------------- speed paths, same results
+def test_gather_equals_grid_sample_over_blocks_of_queries(monkeypatch):
+    """The weighted gather (the default PyTorch path) against grid_sample, with the
+    queries split into several blocks and samples falling outside the maps."""
+    import importlib
+    msda = importlib.import_module('vitamin_dense.heads.ms_deform_attn')  # the module
+    value, loc, weights = _msda_inputs(b=2, heads=4, dim=8, points=3, nq=50)
+    reference = msda.ms_deform_attn_grid_sample(value, SHAPES, loc, weights)
+    monkeypatch.setattr(msda, '_GATHER_BLOCK', 2 * 4 * 3 * 3 * 7)  # blocks of 7 queries
+    torch.testing.assert_close(ms_deform_attn_pytorch(value, SHAPES, loc, weights), reference,
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ms_deform_attn(value, SHAPES, loc, weights, impl='grid_sample'),
+                               reference)
+    # exactly on pixel centres and corners, and far outside
+    loc = torch.tensor([0.0, 0.5 / 13, 1.0, 2.0, -1.0])[torch.randint(0, 5, loc.shape)]
+    torch.testing.assert_close(ms_deform_attn_pytorch(value, SHAPES, loc, weights),
+                               msda.ms_deform_attn_grid_sample(value, SHAPES, loc, weights),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_decoder_inference_masks_at_attention_resolution_match_full_ones():
+    """Inference computes the intermediate masks at the attention resolution only;
+    the final masks equal those of the full-resolution steps (keep_all)."""
+    torch.manual_seed(0)
+    dec = MaskedAttentionDecoder(in_channels=32, mask_channels=32, hidden_dim=32,
+                                 num_queries=10, num_layers=4, num_heads=4, ffn_channels=64,
+                                 num_feature_levels=3).eval()
+    feats = [torch.randn(2, 32, *FEAT_SIZES[i]) for i in (3, 2, 1)]
+    mask_features = torch.randn(2, 32, *FEAT_SIZES[0])
+    with torch.no_grad():
+        full = dec(feats, mask_features, keep_all=True)
+        fast = dec(feats, mask_features, keep_all=False)
+        assert len(fast) == 1 and fast[0].masks.shape == full[-1].masks.shape
+        torch.testing.assert_close(fast[0].masks, full[-1].masks, rtol=1e-4, atol=5e-5)
+        torch.testing.assert_close(fast[0].queries, full[-1].queries, rtol=1e-4, atol=5e-5)
+        # one step: resizing the features first gives the resized masks
+        query = torch.randn(2, 10, 32)
+        size = FEAT_SIZES[2]
+        small = F.interpolate(mask_features, size=size, mode='bilinear', align_corners=False)
+        step, mask = dec.predict_masks(query, mask_features, size)
+        low, low_mask = dec.predict_masks(query, mask_features, size, attn_features=small)
+    assert low.masks is None
+    torch.testing.assert_close(low.queries, step.queries)
+    assert (low_mask != mask).float().mean() < 1e-3

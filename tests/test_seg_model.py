@@ -17,6 +17,7 @@ from mmdet.structures.mask import BitmapMasks
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData, PixelData
 
+from tests.helpers.instances import assert_same_instances
 from vitamin_dense.errors import ConfigError, VocabularyError
 from vitamin_dense.models import (INSTANCE_OFFSET, FCCLIPSegmentor, MaskFormerCriterion,
                                   SegVocabulary, instance_inference, panoptic_inference,
@@ -175,11 +176,7 @@ def test_panoptic_and_instance_match_mmdet_fusion_head():
     assert len(segments) == len({s['id'] for s in segments}) > 0
     inst = instance_inference(probs, resizer, is_thing, max_per_image=12)
     exp = ref.instance_postprocess(logits, masks)
-    order, exp_order = inst['scores'].argsort(descending=True), exp.scores.argsort(descending=True)
-    torch.testing.assert_close(inst['scores'][order], exp.scores[exp_order], rtol=1e-5, atol=1e-6)
-    assert torch.equal(inst['labels'][order], exp.labels[exp_order])
-    assert torch.equal(inst['masks'][order], exp.masks[exp_order])
-    torch.testing.assert_close(inst['bboxes'][order], exp.bboxes[exp_order])
+    assert_same_instances(inst, exp)
 
 
 def test_semantic_is_mask2former_formula_and_resizes_in_order():

@@ -184,6 +184,92 @@ def test_memory_budget_sets_the_chunk_size():
         chunk_size_for_budget(1000, 0)
 
 
+# ----------------------------------------------------- chunk policy, shared mode
+def test_chunks_are_small_on_a_cpu_and_as_large_as_the_budget_elsewhere():
+    from vitamin_dense.backbones.sliding_window import (CPU_CHUNK_BYTES, MAX_CPU_CHUNK,
+                                                        preferred_chunk_size)
+    mb = 2 ** 20
+    assert preferred_chunk_size(CPU_CHUNK_BYTES // 3, 'cpu') == 2  # a power of two that fits
+    assert preferred_chunk_size(mb // 100, 'cpu') == MAX_CPU_CHUNK
+    assert preferred_chunk_size(10 * CPU_CHUNK_BYTES, torch.device('cpu')) == 1
+    assert preferred_chunk_size(mb, 'cuda') is None and preferred_chunk_size(mb, None) is None
+    assert chunk_size_for_budget(mb, 1024, device='cuda') == 1024
+    assert chunk_size_for_budget(mb, 1024, device='cpu') == MAX_CPU_CHUNK
+    assert chunk_size_for_budget(mb, 16, device='cpu') == 16  # the budget still bounds it
+    assert chunk_size_for_budget(mb, None, device='cpu') == 16
+
+
+def test_backbone_chunk_follows_its_device_unless_set(tiny):
+    from vitamin_dense.backbones.sliding_window import preferred_chunk_size
+    per_window = tiny._per_window_bytes
+    on_cpu = tiny.max_windows_per_chunk
+    assert on_cpu == min(preferred_chunk_size(per_window, 'cpu'),
+                         chunk_size_for_budget(per_window, tiny.memory_budget_mb))
+    fixed = ViTaminBackbone('ViTamin-Tiny', None, max_windows_per_chunk=7)
+    assert fixed.max_windows_per_chunk == 7
+    fixed.max_windows_per_chunk = None  # back to the device policy
+    assert fixed.max_windows_per_chunk == on_cpu
+
+
+def test_shared_maps_are_cropped_per_window():
+    """With a translation-equivariant shared function, shared mode equals per-window windows."""
+    images = _images(2, 3, 100, 130)
+
+    def pool(x):
+        return {'p4': F.avg_pool2d(x, 4), 'p16': F.avg_pool2d(x, 16)}
+
+    per_window = sliding_window_forward(images, pool, window=64, stride=32,
+                                        max_windows_per_chunk=5)
+    seen = []
+
+    def window_fn(crops):
+        seen.append({k: tuple(v.shape) for k, v in crops.items()})
+        return {'p4': crops['p4'], 'p16': F.avg_pool2d(crops['p4'], 4)}
+
+    shared = sliding_window_forward(images, window_fn, window=64, stride=32,
+                                    max_windows_per_chunk=5,
+                                    shared_fn=lambda x: {'p4': F.avg_pool2d(x, 4)})
+    assert seen[0] == {'p4': (5, 3, 16, 16)}
+    for name in per_window:
+        torch.testing.assert_close(shared[name], per_window[name], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ConfigError, match="placement='aligned'"):
+        sliding_window_forward(images, window_fn, window=64, stride=24, placement='published',
+                               shared_fn=lambda x: {'p4': F.avg_pool2d(x, 4)})
+
+
+def test_shared_convolutions_equal_per_window_ones_on_a_single_window(tiny):
+    x = _images(1, 3, 64, 64)
+    with torch.no_grad():
+        per_window = tiny(x)
+        try:
+            tiny.shared_conv = True
+            shared = tiny(x)
+            overlapping = tiny(_images(1, 3, 100, 70), stride=16)
+            embedding = tiny.encode_image(x)
+        finally:
+            tiny.shared_conv = False
+        per_window_embedding = tiny.encode_image(x)
+    for name in per_window:
+        torch.testing.assert_close(shared[name], per_window[name], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(embedding, per_window_embedding, atol=1e-5, rtol=1e-5)
+    assert overlapping['s4'].shape == (1, tiny.channels['s4'], 25, 18)
+    assert ViTaminBackbone('ViTamin-Tiny', None, shared_conv=True).shared_conv
+    with pytest.raises(ConfigError, match="window_placement='aligned'"):
+        ViTaminBackbone('ViTamin-Tiny', None, shared_conv=True, window_placement='published')
+
+
+def test_bf16_windows_are_stitched_in_float32(tiny):
+    x = _images(1, 3, 100, 70)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        out = tiny(x, stride=32)
+    assert all(v.dtype == torch.float32 for v in out.values())
+    with torch.no_grad():
+        ref = tiny(x, stride=32)
+    for name in ('s16', 'clip'):
+        err = (out[name] - ref[name]).abs().max() / ref[name].abs().max()
+        assert err < 0.1, (name, float(err))
+
+
 def test_published_placement_floors_offsets_onto_each_output_grid():
     """'published' (the released Sliding F-ViT): any stride; an output of stride s of the
     window at offset o is added at floor(o / s); 'aligned' keeps refusing such strides."""

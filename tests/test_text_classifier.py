@@ -152,6 +152,26 @@ def first_vocab(spec):
     return parse_vocabulary(spec)
 
 
+def test_trimmed_context_equals_open_clip_encode_text(reference, weights_file):
+    """Chunks run on a context cut to their longest prompt, grouped by length; the
+    embeddings are open_clip's encode_text of the full 77-token context."""
+    clf = TextClassifier(MODEL, weights_file, chunk_size=4, disk_cache=False)
+    assert clf.can_trim_context
+    prompts = ['a photo of a dog.', 'cat', 'a photo of a very long and unusual kind of '
+               'vehicle parked next to a small red fire hydrant.', 'an object',
+               'a bad photo of the traffic light.', 'x', 'a photo of a dog.']
+    lengths = []
+    original = clf.text.forward
+    clf.text.forward = lambda tokens: lengths.append(tokens.shape[1]) or original(tokens)
+    trimmed = clf.encode_prompts(prompts)
+    full = clf.encode_prompts(prompts, trim=False)
+    assert max(lengths[:2]) < 77 and lengths[2:] == [77, 77]
+    expected = _encode_ref(reference, prompts)
+    torch.testing.assert_close(trimmed, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)
+    assert clf.text.attn_mask.shape == (77, 77)  # the tower's own mask is restored
+
+
 def test_per_synonym_embeddings_grouped_by_class(reference, weights_file):
     """FC-CLIP's text classifier: one row per synonym (templates averaged), grouped per class."""
     from vitamin_dense.text.classifier import group_synonyms

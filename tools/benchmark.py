@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import os.path as osp
 import pkgutil
 import sys
 from typing import Dict, Optional, Sequence
 
 TOOLS = osp.dirname(osp.abspath(__file__))
-sys.path.insert(0, osp.dirname(TOOLS))  # the repository (vitamin_dense)
+# The vitamin_dense measured: this repository's, or (for the ``--against``
+# baseline workers) another checkout's, named by VITAMIN_DENSE_CODE.
+CODE = os.environ.get('VITAMIN_DENSE_CODE') or osp.dirname(TOOLS)
+sys.path.insert(0, CODE)
 sys.path.insert(0, TOOLS)               # the benchmarks package
 
 from vitamin_dense.utils.cli import (OneLineArgumentParser, quiet_third_party_logs,  # noqa: E402
@@ -54,6 +58,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     quiet_third_party_logs()
     modules = discover()
     args = build_parser(modules).parse_args(argv)
+    if getattr(args, 'clock', 'wall') == 'cpu':  # also for the worker processes
+        from benchmarks._common import CLOCK_ENV
+        os.environ[CLOCK_ENV] = 'cpu'
     return int(args._module.run(args) or 0)
 
 

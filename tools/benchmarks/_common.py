@@ -17,6 +17,7 @@ Peak memory
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -111,27 +112,54 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCK_ENV = 'VITAMIN_BENCH_CLOCK'
+
+
+def now() -> float:
+    """Seconds for timing: wall clock, or with ``--clock cpu`` the CPU time of the calling
+    thread (which runs all of torch's work with ``--threads 1``), so that other processes
+    on a shared machine do not change the figures."""
+    return time.thread_time() if os.environ.get(CLOCK_ENV) == 'cpu' else time.perf_counter()
+
+
 def time_calls(fn: Callable[[], Any], repeats: int, warmup: int,
                device: torch.device) -> List[float]:
-    """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    """Seconds (:func:`now`) of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     synchronize(device)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         fn()
         synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(now() - start)
     return times
 
 
-def run_isolated(argv: Sequence[str], timeout: Optional[float] = None) -> Dict[str, Any]:
-    """Run ``tools/benchmark.py ARGV`` in a fresh interpreter; return its last JSON line."""
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'benchmark.py')
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def code_root() -> str:
+    """The checkout whose ``vitamin_dense`` (and configs) this process measures."""
+    return os.environ.get('VITAMIN_DENSE_CODE') or REPO
+
+
+def run_isolated(argv: Sequence[str], timeout: Optional[float] = None,
+                 code: Optional[str] = None) -> Dict[str, Any]:
+    """Run ``tools/benchmark.py ARGV`` in a fresh interpreter; return its last JSON line.
+
+    ``code``: measure another checkout's ``vitamin_dense`` (and configs) with
+    this checkout's benchmark code (the ``--against`` baselines).
+    """
+    script = os.path.join(REPO, 'tools', 'benchmark.py')
+    env = dict(os.environ)
+    if code is not None:
+        env['VITAMIN_DENSE_CODE'] = os.path.abspath(code)
+    else:
+        env.pop('VITAMIN_DENSE_CODE', None)
     proc = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
@@ -143,6 +171,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every benchmark has: device, threads, isolation, JSON output."""
     parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--precision', choices=('fp32', 'bf16'), default='fp32',
+                        help='inference precision: float32, or bfloat16 autocast (GPUs; '
+                             'several times slower on CPUs without bf16 instructions)')
+    parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                        help="what is timed: wall-clock seconds, or 'cpu': CPU seconds of the "
+                             'measuring thread (with --threads 1 on a CPU; steady on a shared '
+                             'machine)')
     parser.add_argument('--in-process', action='store_true',
                         help='measure in this process (fast; peak memory less reliable)')
     parser.add_argument('--json', default=None, help='also write the results to this file')
@@ -216,6 +251,46 @@ def parse_size(text: str) -> tuple:
     return values
 
 
+def precision_context(device: torch.device, precision: Optional[str]):
+    """The models' own inference autocast (``vitamin_dense.utils.precision``); a
+    baseline checkout without it runs float32 only."""
+    if precision in (None, 'fp32'):
+        return contextlib.nullcontext()
+    from vitamin_dense.utils.precision import inference_autocast
+    return inference_autocast(device, precision)
+
+
+def matmul_rate(device: torch.device, precision: str = 'fp32', n: Optional[int] = None,
+                repeats: int = 5) -> Dict[str, Any]:
+    """Achieved TFLOP/s of one square matrix product (the device's practical ceiling).
+
+    bf16 on a GPU (n = 8192 by default), float32 on a CPU (n = 2048): the best
+    of ``repeats`` timed products after one warm-up.
+    """
+    dtype = torch.bfloat16 if precision == 'bf16' else torch.float32
+    n = n or (8192 if device.type == 'cuda' else 2048)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = min(time_calls(lambda: a @ b, repeats, 1, device))
+    return {'n': n, 'dtype': str(dtype).replace('torch.', ''), 'seconds': best,
+            'tflops': 2 * n ** 3 / best / 1e12}
+
+
+def parse_variants(text: str, stride: Optional[int] = None) -> List[str]:
+    """The open_clip names of a comma-separated ``--variants``, each checked (unknown
+    names and a ``stride`` that does not fit a window fail here, before any work)."""
+    from vitamin_dense.backbones import check_stride, get_variant
+    from vitamin_dense.errors import ConfigError
+    variants = [v.strip() for v in text.split(',') if v.strip()]
+    if not variants:
+        raise ConfigError('--variants names no model')
+    for name in variants:
+        window = get_variant(name).window_size
+        if stride is not None:
+            check_stride(stride, window)
+    return variants
+
+
 def worker_device(spec: Dict[str, Any]) -> torch.device:
     """A measurement's device (``spec['device']``), after setting ``spec['threads']``."""
     from vitamin_dense.apis import resolve_device
@@ -232,4 +307,5 @@ def device_name(device: torch.device) -> str:
 
 __all__ = ['MB', 'PeakMemory', 'rss_bytes', 'max_rss_bytes', 'time_calls', 'synchronize',
            'run_isolated', 'format_table', 'parse_size', 'device_name', 'add_run_arguments',
-           'run_measurements', 'memory_footnote', 'worker_device']
+           'run_measurements', 'memory_footnote', 'code_root', 'precision_context',
+           'matmul_rate', 'worker_device', 'parse_variants', 'now', 'CLOCK_ENV', 'REPO']

@@ -24,7 +24,8 @@ from typing import Any, Dict, List
 import torch
 
 from ._common import (MB, PeakMemory, add_run_arguments, device_name, format_table,
-                      max_rss_bytes, memory_footnote, parse_size, run_measurements, time_calls)
+                      max_rss_bytes, memory_footnote, parse_size, precision_context,
+                      parse_variants, run_measurements, time_calls)
 
 DEFAULT_VARIANTS = 'ViTamin-Tiny,ViTamin-S,ViTamin-B'
 
@@ -52,15 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if args.worker:
         print(json.dumps(measure(json.loads(args.worker))))
         return 0
-    from vitamin_dense.backbones import check_stride, get_variant
     from vitamin_dense.errors import ConfigError
-    variants = [v.strip() for v in args.variants.split(',') if v.strip()]
-    if not variants:
-        raise ConfigError('--variants names no model')
-    for name in variants:
-        window = get_variant(name).window_size  # unknown names fail here, before any work
-        if args.stride is not None:
-            check_stride(args.stride, window)
+    variants = parse_variants(args.variants, args.stride)
     try:
         sizes = [parse_size(s.strip()) for s in args.sizes.split(',') if s.strip()]
     except ValueError as exc:
@@ -71,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('--repeats, --batch and --classes must be >= 1, --warmup >= 0')
     specs = [dict(variant=v, size=s, stride=args.stride, classes=args.classes, batch=args.batch,
                   repeats=args.repeats, warmup=args.warmup, budget_mb=args.budget_mb,
-                  device=args.device, threads=args.threads) for v in variants for s in sizes]
+                  device=args.device, threads=args.threads, precision=args.precision)
+             for v in variants for s in sizes]
     results = run_measurements(
         'detection', specs, measure,
         lambda s: f"{s['variant']} at {s['size'][0]}x{s['size'][1]}", args)
@@ -104,7 +99,7 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     windows = count_windows(h, w, bb.window_size, bb.test_stride)
 
     def detect():
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_context(device, spec.get('precision')):
             model.detect(images, queries=queries)
 
     with PeakMemory(device) as memory:
@@ -117,14 +112,14 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
         'sec_per_image': best / batch, 'sec_median': statistics.median(times) / batch,
         'images_per_s': batch / best, 'peak_extra_mb': memory.extra_mb,
         'max_rss_mb': max_rss_bytes() / MB if device.type == 'cpu' else None,
-        'device': device_name(device),
+        'device': device_name(device), 'precision': spec.get('precision') or 'fp32',
     }
 
 
 def report(results: List[Dict[str, Any]], isolated: bool = True) -> str:
     lines = [f"OWL detector inference (random init; windows at the test stride, heads on the "
-             f"stitched map, {results[0]['classes']} classes, NMS), device: "
-             f"{results[0]['device']}"]
+             f"stitched map, {results[0]['classes']} classes, NMS), {results[0]['precision']}, "
+             f"device: {results[0]['device']}"]
     lines.append(format_table(results, [
         ('variant', 'variant', None), ('size', 'size', None), ('window', 'window', None),
         ('stride', 'stride', None), ('windows', 'windows', None), ('tokens', 'tokens', None),

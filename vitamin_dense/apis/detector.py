@@ -50,6 +50,7 @@ from ..text import Vocabulary, parse_vocabulary
 from ..text.vocabulary import VocabSpec
 from ..utils.defaults import DETECTION_THRESHOLD, EXEMPLAR_THRESHOLD
 from ..utils.image_io import ImageLike, describe_source, read_image
+from ..utils.precision import check_precision, inference_autocast
 from .detection_results import DetectionResult
 from .segmenter import resolve_device
 
@@ -209,6 +210,8 @@ class Detector:
             (box, class) pair above the threshold, as the evaluation does.
         random_init: random weights everywhere (offline smoke runs).
         batch_size: images run together by :meth:`detect_batch`.
+        precision: ``'fp32'``, or ``'bf16'`` for bfloat16 autocast (GPUs; see
+            :mod:`vitamin_dense.utils.precision`).
     """
 
     def __init__(self, config: Optional[str] = None, checkpoint: Optional[str] = None,
@@ -218,8 +221,9 @@ class Detector:
                  nms_iou: Optional[float] = 0.5, random_init: bool = False,
                  batch_size: int = 4, cfg_options: Optional[dict] = None,
                  query_threshold: Optional[float] = _UNSET,
-                 one_label_per_box: bool = True):
+                 one_label_per_box: bool = True, precision: str = 'fp32'):
         self.device = resolve_device(device)
+        self.precision = check_precision(precision)
         if model is None and config is None and checkpoint is None:
             model = 'ViTamin-L-336'
         self.model, cfg_size = build_detector(config, checkpoint, model, weights, random_init,
@@ -330,8 +334,9 @@ class Detector:
         start = time.perf_counter()
         # more candidates than reported: one label per box drops some of them
         candidates = self.max_detections * (5 if self.one_label_per_box else 1)
-        outs = self.model.detect(batch, metas, queries=queries, test_cfg=dict(
-            score_thr=threshold, max_per_img=candidates, nms_iou=self.nms_iou))
+        with inference_autocast(self.device, self.precision):
+            outs = self.model.detect(batch, metas, queries=queries, test_cfg=dict(
+                score_thr=threshold, max_per_img=candidates, nms_iou=self.nms_iou))
         seconds = (time.perf_counter() - start) / len(prepared)
         results = []
         for (rgb, _, meta), out, src in zip(prepared, outs, sources):

@@ -25,6 +25,7 @@ from ..models.training_free import check_threshold
 from ..text import Vocabulary, parse_vocabulary
 from ..text.vocabulary import VocabSpec
 from ..utils.image_io import (ImageLike, describe_source, read_image, resize_to_max_side)
+from ..utils.precision import check_precision, inference_autocast
 from .predictor import PreparedImage, Predictor, build_predictor, content_key
 from .results import SegmentationResult
 
@@ -72,6 +73,8 @@ class Segmenter:
         memory_budget_mb: bounds the windows run at once (default: the predictor's own,
             2048 MB training-free, the config's value for a trained model).
         progress: progress bars for many windows / many images.
+        precision: ``'fp32'``, or ``'bf16'`` for bfloat16 autocast (GPUs; see
+            :mod:`vitamin_dense.utils.precision`).
         predictor: a registered predictor name (``'training-free'``) or a
             ready :class:`~vitamin_dense.apis.predictor.Predictor` object.
         **predictor_options: passed to the predictor factory (e.g. a trained
@@ -83,10 +86,12 @@ class Segmenter:
                  templates: Union[str, Sequence[str]] = 'vild', threshold: Optional[float] = None,
                  max_side: Optional[int] = DEFAULT_MAX_SIDE, feature_cache_size: int = 8,
                  memory_budget_mb: Optional[float] = None, progress: bool = False,
-                 predictor: Union[str, Predictor] = 'training-free', **predictor_options):
+                 predictor: Union[str, Predictor] = 'training-free', precision: str = 'fp32',
+                 **predictor_options):
         if max_side is not None and int(max_side) < 16:
             raise ConfigError(f'max_side must be at least 16 px (or None), got {max_side}')
         self.device = resolve_device(device)
+        self.precision = check_precision(precision)
         self.threshold = check_threshold(threshold)
         self.max_side = int(max_side) if max_side is not None else None
         self.progress = progress
@@ -126,7 +131,8 @@ class Segmenter:
         """Segment one image (path, RGB numpy array or PIL image) into the vocabulary's classes."""
         vocab = parse_vocabulary(vocabulary)
         threshold = self._threshold(threshold, vocab)
-        return self.predictor.predict([self.prepare(image)], vocab, threshold)[0]
+        with inference_autocast(self.device, self.precision):
+            return self.predictor.predict([self.prepare(image)], vocab, threshold)[0]
 
     segment = __call__
 
@@ -152,8 +158,9 @@ class Segmenter:
         results: List[Union[SegmentationResult, VitaminDenseError]] = []
         for image in iterator:
             try:
-                results.append(self.predictor.predict([self.prepare(image)], vocab,
-                                                      threshold)[0])
+                with inference_autocast(self.device, self.precision):
+                    results.append(self.predictor.predict([self.prepare(image)], vocab,
+                                                          threshold)[0])
             except VitaminDenseError as exc:
                 if on_error == 'raise':
                     raise

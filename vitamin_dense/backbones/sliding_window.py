@@ -11,9 +11,20 @@ cropped from the outputs.
 
 Windows are batched, in chunks of at most ``max_windows_per_chunk``, so memory
 is bounded by the chunk size plus the stitched outputs, whatever the image
-size. With gradients that holds only if each chunk's activations are
-recomputed in the backward pass (``ViTaminBackbone(grad_checkpointing=True)``,
-see ``grad_checkpoint.py``); otherwise every chunk's graph is kept.
+size. The chunk size is what runs fastest on the device within the memory
+budget (:func:`chunk_size_for_budget`): on a CPU a large batch of windows is
+slower than a few at a time (the activations leave the caches), on a GPU it
+is what fills the device. With gradients the memory bound holds only if each
+chunk's activations are recomputed in the backward pass
+(``ViTaminBackbone(grad_checkpointing=True)``, see ``grad_checkpoint.py``);
+otherwise every chunk's graph is kept.
+
+Shared-convolution mode (``shared_fn``, off in every published recipe): a
+function of the whole padded image (the convolutional stem) runs once, and
+each window gets crops of its maps instead of its pixels. Overlapping
+windows then share that work; near window borders the features differ from
+per-window ones, since a window's own convolutions would see zero padding there.
+It needs ``'aligned'`` placement (windows on the token grid).
 
 Placement. ``'aligned'`` (the default) requires strides that are multiples of
 16, so every window's outputs land exactly on the stitched grids.
@@ -27,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +49,15 @@ from ..errors import ConfigError
 TOKEN_SIZE = 16
 PLACEMENTS = ('aligned', 'published')
 
-WindowFn = Callable[[Tensor], Dict[str, Tensor]]
+WindowFn = Callable[[Union[Tensor, Dict[str, Tensor]]], Dict[str, Tensor]]
+SharedFn = Callable[[Tensor], Dict[str, Tensor]]
+# On a CPU, windows per chunk are capped at about this much activation memory:
+# measured (tools/benchmark.py backbone --chunks), a chunk of ViTamin-Tiny
+# windows (0.7 MB each) is fastest at 32-64 windows, while ViTamin-S / B
+# windows (33 / 66 MB) run no faster in chunks than one by one and slower in
+# large chunks.
+CPU_CHUNK_BYTES = 64 * 2 ** 20
+MAX_CPU_CHUNK = 64
 
 
 def check_stride(stride: int, window: int, align: int = TOKEN_SIZE,
@@ -123,6 +142,7 @@ def plan_windows(height: int, width: int, window: int, stride: int,
 def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, stride: int,
                            max_windows_per_chunk: int = 16,
                            progress: bool = False,
+                           shared_fn: Optional[SharedFn] = None,
                            placement: str = 'aligned') -> Dict[str, Tensor]:
     """Run ``window_fn`` over sliding windows of ``images`` and stitch its outputs.
 
@@ -136,6 +156,10 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
             ``placement='published'``).
         max_windows_per_chunk: windows run together in one call of ``window_fn``.
         progress: show a progress bar over the chunks.
+        shared_fn: shared-convolution mode: maps the whole zero-padded image
+            batch ``(B, C, Hp, Wp)`` once to a dict of maps whose strides
+            divide 16; ``window_fn`` then receives, instead of a batch of
+            windows, a dict of those maps cropped to the windows.
         placement: ``'aligned'`` or ``'published'`` (see the module doc).
 
     Returns:
@@ -146,6 +170,9 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
         raise ValueError(f'expected images of shape (B, C, H, W), got {tuple(images.shape)}')
     if max_windows_per_chunk < 1:
         raise ConfigError('max_windows_per_chunk must be at least 1')
+    if shared_fn is not None and placement != 'aligned':
+        raise ConfigError("shared-convolution mode needs placement='aligned' "
+                          f'(windows on the token grid), got {placement!r}')
     b, _, h, w = images.shape
     grid = plan_windows(h, w, window, stride, placement=placement)
     jobs = [(i, y, x) for i in range(b) for (y, x) in grid.positions]
@@ -155,16 +182,27 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
         from tqdm import tqdm
         iterator = tqdm(chunks, desc=f'windows ({len(jobs)})', unit='chunk', leave=False)
 
+    shared: Dict[str, Tensor] = {}
+    if shared_fn is not None:
+        padded = _conv_layout(F.pad(images, (0, grid.padded_width - w, 0, grid.padded_height - h)))
+        shared = shared_fn(padded)
+        del padded
     sums: Dict[str, Tensor] = {}
     scales: Dict[str, int] = {}
     for chunk in iterator:
-        batch = torch.stack([_window(images, i, y, x, window) for i, y, x in chunk])
+        if shared_fn is None:
+            batch = _conv_layout(torch.stack([_window(images, i, y, x, window)
+                                              for i, y, x in chunk]))
+        else:
+            batch = {name: _crops(m, chunk, window, grid) for name, m in shared.items()}
         outputs = window_fn(batch)
         for name, out in outputs.items():
             scale = _output_stride(name, out, window)
             if name not in sums:
+                # float32 at least: windows of a bf16 / fp16 autocast stitch without rounding
                 sums[name] = out.new_zeros(b, out.shape[1], grid.padded_height // scale,
-                                           grid.padded_width // scale)
+                                           grid.padded_width // scale,
+                                           dtype=torch.promote_types(out.dtype, torch.float32))
                 scales[name] = scale
             size = window // scale
             acc = sums[name]
@@ -180,6 +218,12 @@ def sliding_window_forward(images: Tensor, window_fn: WindowFn, window: int, str
     return results
 
 
+def _conv_layout(x: Tensor) -> Tensor:
+    """Channels-last on a CPU: the convolutional stem runs 4-12% faster on it
+    (ViTamin-B / S, measured), with the same results; other devices keep theirs."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == 'cpu' else x
+
+
 def _window(images: Tensor, i: int, y: int, x: int, window: int) -> Tensor:
     """Window ``(y, x)`` of image ``i``, zero-padded where it passes the image edge.
 
@@ -189,6 +233,20 @@ def _window(images: Tensor, i: int, y: int, x: int, window: int) -> Tensor:
     crop = images[i, :, y:y + window, x:x + window]
     ph, pw = window - crop.shape[-2], window - crop.shape[-1]
     return F.pad(crop, (0, pw, 0, ph)) if ph or pw else crop
+
+
+def _crops(shared: Tensor, chunk: Sequence[Tuple[int, int, int]], window: int,
+           grid: WindowGrid) -> Tensor:
+    """The windows of ``chunk`` cut from a map of the whole padded image."""
+    scale = grid.padded_height // shared.shape[-2]
+    if shared.shape[-2:] != (grid.padded_height // scale, grid.padded_width // scale) or \
+            TOKEN_SIZE % scale:
+        raise ValueError(f'shared map of shape {tuple(shared.shape)} is not at a stride '
+                         f'dividing {TOKEN_SIZE} of the {grid.padded_height}x'
+                         f'{grid.padded_width} padded image')
+    size = window // scale
+    return torch.stack([shared[i, :, y // scale:y // scale + size, x // scale:x // scale + size]
+                        for i, y, x in chunk])
 
 
 def _output_stride(name: str, out: Tensor, window: int) -> int:
@@ -219,17 +277,36 @@ def count_windows(height: int, width: int, window: int, stride: int) -> int:
     return plan_windows(height, width, window, stride).num_windows
 
 
+def preferred_chunk_size(per_window_bytes: int, device: Union[None, str, torch.device]
+                         ) -> Optional[int]:
+    """Windows per chunk that run fastest on ``device`` (None: as many as memory allows).
+
+    CPU: about :data:`CPU_CHUNK_BYTES` of activations (a power of two, 1 to
+    :data:`MAX_CPU_CHUNK` windows): batching pays only while the per-call
+    overhead matters. GPU (any other device): no cap, large batches fill it.
+    """
+    if device is None or torch.device(device).type != 'cpu':
+        return None
+    fit = max(1, CPU_CHUNK_BYTES // max(per_window_bytes, 1))
+    return min(MAX_CPU_CHUNK, 2 ** int(math.log2(fit)))
+
+
 def chunk_size_for_budget(per_window_bytes: int, budget_mb: Optional[float],
-                          default: int = 16) -> int:
-    """Windows per chunk that fit a memory budget (at least 1)."""
+                          default: int = 16,
+                          device: Union[None, str, torch.device] = None) -> int:
+    """Windows per chunk that fit a memory budget (at least 1), and, given the
+    ``device``, no more than run fastest there (:func:`preferred_chunk_size`)."""
     if budget_mb is None:
-        return default
-    if budget_mb <= 0:
+        chunk = default
+    elif budget_mb <= 0:
         raise ConfigError(f'memory budget must be positive, got {budget_mb} MB')
-    return max(1, int(budget_mb * 2 ** 20 // max(per_window_bytes, 1)))
+    else:
+        chunk = max(1, int(budget_mb * 2 ** 20 // max(per_window_bytes, 1)))
+    preferred = preferred_chunk_size(per_window_bytes, device)
+    return chunk if preferred is None else min(chunk, preferred)
 
 
 __all__: Sequence[str] = (
     'TOKEN_SIZE', 'WindowGrid', 'check_stride', 'snap_stride', 'window_starts', 'plan_windows',
-    'sliding_window_forward', 'count_windows', 'chunk_size_for_budget', 'PLACEMENTS',
-    'check_placement')
+    'sliding_window_forward', 'count_windows', 'chunk_size_for_budget', 'preferred_chunk_size',
+    'PLACEMENTS', 'check_placement')

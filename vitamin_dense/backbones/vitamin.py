@@ -87,7 +87,13 @@ class ViTaminBackbone(BaseModule):
         return_tuple: return a tuple of the ``out_levels`` maps (what mmdet
             and mmseg necks expect) instead of a dict.
         max_windows_per_chunk: windows run together; overrides the budget.
-        memory_budget_mb: size chunks so activations stay within this budget.
+        memory_budget_mb: size chunks so activations stay within this budget
+            (and, on a CPU, no larger than runs fastest: see
+            :func:`~vitamin_dense.backbones.sliding_window.chunk_size_for_budget`).
+        shared_conv: compute the stem and MBConv stages once over the whole
+            image and crop them per window (faster with overlapping windows;
+            features differ near window borders; off in every published recipe;
+            ``'aligned'`` placement only).
         grad_checkpointing: recompute activations in the backward pass when
             fine-tuning, so memory stays bounded: ``'chunk'`` (each chunk of
             windows; what True means), ``'block'`` (the stem, every MBConv
@@ -119,6 +125,7 @@ class ViTaminBackbone(BaseModule):
                  return_tuple: bool = False,
                  max_windows_per_chunk: Optional[int] = None,
                  memory_budget_mb: Optional[float] = 2048,
+                 shared_conv: bool = False,
                  grad_checkpointing: Union[bool, str] = False,
                  progress: bool = False,
                  cache_dir: Optional[str] = None,
@@ -165,8 +172,13 @@ class ViTaminBackbone(BaseModule):
             'clip': self.visual.head.proj.out_features,
         }
         self._per_window_bytes = self._estimate_window_bytes()
-        self.max_windows_per_chunk = max_windows_per_chunk or chunk_size_for_budget(
-            self._per_window_bytes, memory_budget_mb)
+        chunk_size_for_budget(self._per_window_bytes, memory_budget_mb)  # checks the budget
+        self.memory_budget_mb = memory_budget_mb
+        self.max_windows_per_chunk = max_windows_per_chunk  # None: per device, see the property
+        if shared_conv and self.window_placement != 'aligned':
+            raise ConfigError("shared_conv needs window_placement='aligned' (windows on the "
+                              f'token grid), got {self.window_placement!r}')
+        self.shared_conv = shared_conv
         self.frozen = frozen
         self.freeze_clip_head = freeze_clip_head
         self.trainable_blocks = trainable_blocks
@@ -257,6 +269,19 @@ class ViTaminBackbone(BaseModule):
         """Window stride used in the current mode."""
         return self.train_stride if self.training else self.test_stride
 
+    @property
+    def max_windows_per_chunk(self) -> int:
+        """Windows run together: the explicit setting, else what runs fastest on
+        the backbone's device within the memory budget."""
+        if self._max_windows_per_chunk:
+            return self._max_windows_per_chunk
+        device = next(self.visual.parameters()).device
+        return chunk_size_for_budget(self._per_window_bytes, self.memory_budget_mb, device=device)
+
+    @max_windows_per_chunk.setter
+    def max_windows_per_chunk(self, value: Optional[int]) -> None:
+        self._max_windows_per_chunk = value
+
     def _estimate_window_bytes(self) -> int:
         """Peak activation bytes of one window without gradients (float32).
 
@@ -290,21 +315,31 @@ class ViTaminBackbone(BaseModule):
         return 4 * (max(conv_peak, vit_peak) + kept)
 
     # ----------------------------------------------------------------- forward
-    def forward_window(self, x: Tensor) -> Dict[str, Tensor]:
-        """Features of windows at exactly the pretraining resolution.
-
-        ``x``: normalised ``(n, 3, W, W)``. Returns maps for ``s4``, ``s8``,
-        ``s16`` (pre-``fc_norm`` tokens), optionally ``clip`` and ``block{i}``.
-        """
-        w = self.window_size
-        if x.shape[-2:] != (w, w):
-            raise ValueError(f'forward_window expects {w}x{w} windows, got {tuple(x.shape[-2:])}')
-        trunk = self.trunk
-        conv = trunk.patch_embed.backbone
+    def forward_conv(self, x: Tensor) -> Dict[str, Tensor]:
+        """The stem and MBConv stages (``s4``, ``s8``) of windows or of a whole image."""
+        conv = self.trunk.patch_embed.backbone
         per_block = self.grad_checkpointing in ('block', 'both') and torch.is_grad_enabled()
         s2 = run_units([conv.stem], x, per_block)
         s4 = run_units(conv.stages[0], s2, per_block)
         s8 = run_units(conv.stages[1], s4, per_block)
+        return {'s4': s4, 's8': s8}
+
+    def forward_window(self, x: Union[Tensor, Dict[str, Tensor]]) -> Dict[str, Tensor]:
+        """Features of windows at exactly the pretraining resolution.
+
+        ``x``: normalised ``(n, 3, W, W)``, or (shared-convolution mode) the
+        windows' crops of :meth:`forward_conv`'s whole-image ``s4`` and ``s8``.
+        Returns maps for ``s4``, ``s8``, ``s16`` (pre-``fc_norm`` tokens),
+        optionally ``clip`` and ``block{i}``.
+        """
+        w = self.window_size
+        if not isinstance(x, dict) and x.shape[-2:] != (w, w):
+            raise ValueError(f'forward_window expects {w}x{w} windows, got {tuple(x.shape[-2:])}')
+        trunk = self.trunk
+        conv = trunk.patch_embed.backbone
+        per_block = self.grad_checkpointing in ('block', 'both') and torch.is_grad_enabled()
+        conv_maps = x if isinstance(x, dict) else self.forward_conv(x)
+        s4, s8 = conv_maps['s4'], conv_maps['s8']
         tokens = trunk.patch_embed.proj(conv.pool(s8))
         n, d, h, wt = tokens.shape
         tokens = tokens.flatten(2).transpose(1, 2)
@@ -355,7 +390,7 @@ class ViTaminBackbone(BaseModule):
         with torch.set_grad_enabled(grad):
             maps = sliding_window_forward(images, window_fn, self.window_size, stride,
                                           chunk, progress=self.progress,
-                                          **self._placement_kwargs())
+                                          **self._shared_mode(), **self._placement_kwargs())
         if project_after:
             with torch.set_grad_enabled(grad):
                 maps['clip'] = self.clip_project(maps['s16'].permute(0, 2, 3, 1)
@@ -367,6 +402,11 @@ class ViTaminBackbone(BaseModule):
         if self.return_tuple:
             return tuple(maps[lvl] for lvl in self.out_levels)
         return maps
+
+    def _shared_mode(self) -> Dict[str, object]:
+        """``sliding_window_forward``'s extra argument in shared-convolution mode (none
+        otherwise, so that the default call is what tools wrapping it expect)."""
+        return {'shared_fn': self.forward_conv} if self.shared_conv else {}
 
     def grad_windows_per_chunk(self) -> int:
         """Windows per chunk while fine-tuning with gradient checkpointing.
@@ -418,7 +458,8 @@ class ViTaminBackbone(BaseModule):
         stride = self._check_stride(stride) if stride else self.stride
         tokens = sliding_window_forward(
             images, lambda x: {'s16': self.forward_window(x)['s16']}, self.window_size, stride,
-            self.max_windows_per_chunk, **self._placement_kwargs())['s16']
+            self.max_windows_per_chunk, **self._shared_mode(),
+            **self._placement_kwargs())['s16']
         ones = tokens.new_ones(tokens.shape[0], 1, *tokens.shape[-2:])
         return self.mask_pool(ones, tokens)[:, 0]
 

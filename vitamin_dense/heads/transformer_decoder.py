@@ -19,7 +19,7 @@ against mmdet's ``Mask2FormerTransformerDecoder`` with ported weights.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,8 @@ class DecoderStep(NamedTuple):
     """What one prediction step yields: normalised queries and mask logits."""
 
     queries: Tensor  # (B, Q, C), after the decoder's final LayerNorm
-    masks: Tensor  # (B, Q, H, W) logits at the mask-feature resolution
+    masks: Optional[Tensor]  # (B, Q, H, W) logits at the mask-feature resolution (None:
+    # an intermediate inference step, computed at the attention resolution only)
 
 
 class MLP(nn.Module):
@@ -156,13 +157,28 @@ class MaskedAttentionDecoder(BaseModule):
         self._is_init = True
 
     def predict_masks(self, queries: Tensor, mask_features: Tensor,
-                      attn_size: Tuple[int, int]) -> Tuple[DecoderStep, Tensor]:
-        """Normalised queries, mask logits, and the next layer's attention mask."""
+                      attn_size: Tuple[int, int], attn_features: Optional[Tensor] = None
+                      ) -> Tuple[DecoderStep, Tensor]:
+        """Normalised queries, mask logits, and the next layer's attention mask.
+
+        With ``attn_features`` (``mask_features`` resized to ``attn_size``) the
+        masks are computed at the attention resolution only and the step's
+        ``masks`` is None: resizing is linear, so resizing the features before
+        the dot product gives the resized masks (to float rounding) at a
+        fraction of the cost; inference uses it for the intermediate steps,
+        whose masks serve only as attention masks.
+        """
         normed = self.decoder_norm(queries)
-        masks = torch.einsum('bqc,bchw->bqhw', self.mask_embed(normed), mask_features)
+        embed = self.mask_embed(normed)
+        masks = None
+        if attn_features is None:
+            masks = torch.einsum('bqc,bchw->bqhw', embed, mask_features)
         with torch.no_grad():
-            small = F.interpolate(masks.detach().float(), size=attn_size, mode='bilinear',
-                                  align_corners=False)
+            if masks is None:
+                small = torch.einsum('bqc,bchw->bqhw', embed.detach(), attn_features).float()
+            else:
+                small = F.interpolate(masks.detach().float(), size=attn_size, mode='bilinear',
+                                      align_corners=False)
             blocked = small.flatten(2).sigmoid() < 0.5
             # a query predicting an empty mask attends everywhere
             blocked = blocked & ~blocked.all(-1, keepdim=True)  # not in place: exports to ONNX
@@ -178,7 +194,9 @@ class MaskedAttentionDecoder(BaseModule):
             mask_features: ``(B, mask_channels, H, W)``.
             keep_all: return every step (deep supervision); False keeps only
                 the last one, so inference holds one set of full-size mask
-                logits at a time (250 queries at 1344 px: 113 MB each).
+                logits at a time (250 queries at 1344 px: 113 MB each), and
+                computes the other steps' masks at their attention resolution
+                only (see :meth:`predict_masks`).
 
         Returns:
             ``num_layers + 1`` :class:`DecoderStep` (initial queries first),
@@ -197,14 +215,27 @@ class MaskedAttentionDecoder(BaseModule):
             positions.append(pe.flatten(2).transpose(1, 2))
         query = self.query_feat.weight[None].expand(b, -1, -1)
         query_pos = self.query_embed.weight[None].expand(b, -1, -1)
-        step, attn_mask = self.predict_masks(query, mask_features, sizes[0])
+        resized = {}  # without keep_all: mask features at each attention size
+
+        def attn_features(step: int, size: Tuple[int, int]) -> Optional[Tensor]:
+            if keep_all or step == self.num_layers:  # a kept step needs its full masks
+                return None
+            if size not in resized:
+                with torch.no_grad():
+                    resized[size] = F.interpolate(mask_features.detach(), size=size,
+                                                  mode='bilinear', align_corners=False)
+            return resized[size]
+
+        step, attn_mask = self.predict_masks(query, mask_features, sizes[0],
+                                             attn_features(0, sizes[0]))
         steps = [step]
         for i, layer in enumerate(self.layers):
             lvl = i % self.num_feature_levels
             query = layer(query, query_pos, memories[lvl], positions[lvl].expand(b, -1, -1),
                           attn_mask)
-            step, attn_mask = self.predict_masks(
-                query, mask_features, sizes[(i + 1) % self.num_feature_levels])
+            size = sizes[(i + 1) % self.num_feature_levels]
+            step, attn_mask = self.predict_masks(query, mask_features, size,
+                                                 attn_features(i + 1, size))
             steps = steps + [step] if keep_all else [step]
         return steps
 

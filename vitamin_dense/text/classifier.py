@@ -10,7 +10,10 @@ synonyms (as OpenSeg and ODISE); the FC-CLIP segmentor offers both
 (``synonym_reduce``).
 
 Prompts are encoded in chunks, so 1,203 LVIS names times 80 templates run in
-bounded memory. Results are cached in memory and on disk, keyed by a
+bounded memory. Each chunk runs on a context trimmed to its longest prompt
+(prompts are grouped by length first): CLIP's text tower is causal and pools
+the end-of-text token, so the padding after it never changes an embedding,
+and a chunk of short names costs a fraction of the 77-token context. Results are cached in memory and on disk, keyed by a
 fingerprint of the text tower's weights, the templates and the names, so a
 repeated CLI run with the same vocabulary costs nothing.
 """
@@ -21,7 +24,8 @@ import logging
 import os
 import warnings
 from collections import OrderedDict
-from typing import List, Optional, Sequence, Union
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Sequence, Union
 
 import open_clip
 import torch
@@ -157,22 +161,59 @@ class TextClassifier(BaseModule):
             self._memory_cache.popitem(last=False)
         return emb.to(self.device)
 
-    def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
-        """Normalised embeddings of raw prompts, ``(len(prompts), embed_dim)``, chunked."""
+    def encode_prompts(self, prompts: Sequence[str], trim: bool = True) -> Tensor:
+        """Normalised embeddings of raw prompts, ``(len(prompts), embed_dim)``, chunked.
+
+        ``trim``: run each chunk on a context cut to its longest prompt, with
+        prompts grouped by length (same embeddings, see the module doc); it
+        applies only to causal text towers that pool the end-of-text token.
+        """
         prompts = list(prompts)
-        chunks = [prompts[i:i + self.chunk_size] for i in range(0, len(prompts), self.chunk_size)]
+        if not prompts:
+            return torch.empty(0, self.embed_dim, device=self.device)
+        self._check_length(prompts)
+        tokens = self.tokenizer(prompts)
+        trim = trim and self.can_trim_context
+        lengths = _token_lengths(tokens)
+        # grouped by length, chunks trim more; the results go back in prompt order
+        order = torch.argsort(lengths, stable=True) if trim else torch.arange(len(prompts))
+        chunks = order.split(self.chunk_size)
         iterator = chunks
         if self.progress and len(chunks) > 4:
             from tqdm import tqdm
             iterator = tqdm(chunks, desc=f'text prompts ({len(prompts)})', unit='chunk', leave=False)
-        out = []
-        self._check_length(prompts)  # one warning for all the prompts, not one per template
+        out = torch.empty(len(prompts), self.embed_dim, device=self.device)
         with torch.no_grad():
-            for chunk in iterator:
-                tokens = self.tokenizer(chunk).to(self.device)
-                emb = self.text(tokens).float()
-                out.append(emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12))
-        return torch.cat(out) if out else torch.empty(0, self.embed_dim, device=self.device)
+            for index in iterator:
+                chunk = tokens[index]
+                if trim:
+                    chunk = chunk[:, :int(lengths[index].max())]
+                with self._context(chunk.shape[1]):
+                    emb = self.text(chunk.to(self.device)).float()
+                out[index.to(self.device)] = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return out
+
+    @property
+    def can_trim_context(self) -> bool:
+        """Whether padding after the end-of-text token cannot change an embedding:
+        a causal mask, end-of-text pooling and no appended class token."""
+        text = self.text
+        return (isinstance(getattr(text, 'attn_mask', None), Tensor) and
+                getattr(text, 'cls_emb', None) is None and
+                getattr(text, 'pool_type', 'argmax') in ('argmax', 'eos'))
+
+    @contextmanager
+    def _context(self, length: int) -> Iterator[None]:
+        """Run the text tower on ``length`` tokens: its causal mask cut to match."""
+        full = getattr(self.text, 'attn_mask', None)
+        if not isinstance(full, Tensor) or length >= full.shape[-1]:
+            yield
+            return
+        self.text.attn_mask = full[:length, :length]
+        try:
+            yield
+        finally:
+            self.text.attn_mask = full
 
     def cache_key(self, vocab: Vocabulary) -> str:
         """Hex digest of weights fingerprint, templates and names."""
@@ -254,6 +295,12 @@ class TextClassifier(BaseModule):
             os.replace(tmp, path)
         except OSError as exc:  # a read-only cache only costs time
             logger.warning('could not write text cache %s: %s', path, exc)
+
+
+def _token_lengths(tokens: Tensor) -> Tensor:
+    """Tokens up to and including the last non-padding one, per row of ``(N, context)``."""
+    positions = torch.arange(1, tokens.shape[1] + 1)
+    return ((tokens != 0) * positions).amax(1).clamp_min(1)
 
 
 def build_text_classifier(model_name: str, weights: Optional[str], **kwargs) -> TextClassifier:

@@ -40,8 +40,7 @@ from ...text.classifier import SYNONYM_REDUCTIONS, group_synonyms
 from ...text.vocabulary import VocabSpec
 from .data_preprocessor import OVSegDataPreprocessor  # noqa: F401  (registers the type)
 from .global_position import build_global_position_maps
-from .postprocess import (MaskResizer, instance_inference, panoptic_inference,
-                          semantic_inference)
+from .postprocess import MaskResizer, mask_inference
 from .vocabulary import SegVocabulary, seen_flags
 
 logger = logging.getLogger(__name__)
@@ -372,19 +371,22 @@ class FCCLIPSegmentor(BaseModel):
             out_size = tuple(sample.metainfo.get('ori_shape', img_shape))[:2] if rescale \
                 else img_shape
             resizer = MaskResizer(masks, padded, img_shape, out_size, cfg['max_elements'])
+            res = mask_inference(
+                probs, resizer, is_thing, semantic=cfg['semantic_on'],
+                panoptic=cfg['panoptic_on'], instance=cfg['instance_on'],
+                object_mask_thr=cfg['object_mask_thr'], overlap_thr=cfg['overlap_thr'],
+                max_per_image=cfg['max_per_image'],
+                semantic_scores=cfg['semantic_on'] and cfg['return_seg_logits'])
             if cfg['semantic_on']:
-                scores = semantic_inference(probs, resizer)
-                label = scores.argmax(0, keepdim=True)
+                label = res['sem_seg'][None]
                 sample.pred_sem_seg = PixelData(sem_seg=label, data=label)
                 if cfg['return_seg_logits']:
-                    sample.seg_logits = PixelData(data=scores)
+                    sample.seg_logits = PixelData(data=res['sem_scores'])
             if cfg['panoptic_on']:
-                panoptic, segments = panoptic_inference(probs, resizer, is_thing,
-                                                        cfg['object_mask_thr'], cfg['overlap_thr'])
-                sample.pred_panoptic_seg = PixelData(sem_seg=panoptic[None],
-                                                     metainfo=dict(segments_info=segments))
+                sample.pred_panoptic_seg = PixelData(sem_seg=res['panoptic'][None],
+                                                     metainfo=dict(segments_info=res['segments']))
             if cfg['instance_on']:
-                inst = instance_inference(probs, resizer, is_thing, cfg['max_per_image'])
+                inst = res['instances']
                 sample.pred_instances = InstanceData(
                     masks=inst['masks'], labels=inst['labels'], scores=inst['scores'],
                     bboxes=inst['bboxes'])

@@ -350,12 +350,18 @@ class SlidingFViT(TwoStageDetector):
         self._use_vocabulary(training=False)
         maps = self.backbone_maps(batch_inputs)
         x = self.neck(self.adapter(maps))
-        if batch_data_samples[0].get('proposals', None) is None:
-            rpn_results_list = self.rpn_head.predict(x, batch_data_samples, rescale=False)
-        else:
-            rpn_results_list = [s.proposals for s in batch_data_samples]
-        results_list = self.roi_head.predict(x, rpn_results_list, batch_data_samples,
-                                             rescale=rescale, clip_map=maps.get('clip'))
+        # Under a bf16 / fp16 autocast (vitamin_dense.utils.precision), the heads run in
+        # float32: mmdet's proposal and box post-processing (NMS) need float32 boxes.
+        with torch.autocast(batch_inputs.device.type, enabled=False):
+            x = tuple(f.float() for f in x)
+            clip_map = maps.get('clip')
+            clip_map = clip_map.float() if clip_map is not None else None
+            if batch_data_samples[0].get('proposals', None) is None:
+                rpn_results_list = self.rpn_head.predict(x, batch_data_samples, rescale=False)
+            else:
+                rpn_results_list = [s.proposals for s in batch_data_samples]
+            results_list = self.roi_head.predict(x, rpn_results_list, batch_data_samples,
+                                                 rescale=rescale, clip_map=clip_map)
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList = None) -> tuple:
