@@ -102,7 +102,8 @@ def _api_and_runner_predictions(runner, tmp_path):
     from vitamin_dense.apis import Detector
     from vitamin_dense.text import vocabulary_from_metainfo
     runner.save_checkpoint(str(tmp_path), 'final.pth')
-    det = Detector(checkpoint=str(tmp_path / 'final.pth'), device='cpu', threshold=0.2)
+    det = Detector(checkpoint=str(tmp_path / 'final.pth'), device='cpu', threshold=0.2,
+                   one_label_per_box=False)  # the runner keeps every label of a box
     assert det.input_size == 128  # the config's test resize, from the checkpoint's config
     dataset = runner.val_dataloader.dataset
     item = dataset[0]

@@ -12,9 +12,11 @@ def tiny_checkpoint(config: str, path, with_config: bool = True,
     does, the config text in ``meta['cfg']``, with ``config_options`` merged in)."""
     import vitamin_dense  # noqa: F401  (registers the models)
     from vitamin_dense.engine.config import load_config
-    from vitamin_dense.registry import MODELS
+    from vitamin_dense.registry import build_model
     cfg = load_config(config)
-    model = MODELS.build(cfg.model)  # an mmdet-scope model (_scope_) is built in mmdet's registry
+    # in our scope whatever scope earlier tests left (an mmdet-scope model's _scope_ still
+    # builds it in mmdet's registry)
+    model = build_model(cfg.model)
     if type(model).__name__ == 'FCCLIPSegmentor':
         model.set_vocabulary('dataset:synthetic', 'train', thing_classes=SYNTHETIC_THINGS)
     elif type(model).__name__ == 'SlidingFViT':
