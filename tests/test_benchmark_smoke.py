@@ -50,6 +50,7 @@ def test_backbone_benchmark_prints_figures(bench, capsys, tmp_path):
     assert results[1]['chunk'] == 1 and results[0]['chunk'] > 1
 
 
+@pytest.mark.slow  # an end-to-end run in fresh processes (bash tools/run_tests.sh --all)
 def test_isolated_worker_measures_in_a_fresh_process(bench, capsys):
     code = bench.main(['backbone', '--variants', 'ViTamin-Tiny', '--size', '64', '--modes',
                        'batched', '--repeats', '1', '--warmup', '0', '--large-size', 'none'])

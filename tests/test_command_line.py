@@ -127,6 +127,7 @@ def test_python_dash_m_is_the_same_command(tmp_path):
     assert proc.returncode == 0 and proc.stdout.startswith('usage: vitamin-dense train')
 
 
+@pytest.mark.slow  # an end-to-end run in fresh processes (bash tools/run_tests.sh --all)
 def test_plain_import_still_registers_everything():
     """Only the command defers registration: `import vitamin_dense` elsewhere registers."""
     code = ('import sys\n'

@@ -157,4 +157,4 @@ def test_installed_segment_demo_runs_from_another_directory(built):
     proc = _command(built, 'segment', '--random-init', '--model', 'ViTamin-Tiny',
                     '--vocab', 'cat,grass,sky', '--out', 'seg.png', '--device', 'cpu')
     assert (elsewhere / 'seg.png').stat().st_size > 0
-    assert 'cat' in proc.stdout, proc.stdout + proc.stderr
+    assert any(name in proc.stdout for name in ('cat', 'grass', 'sky')), proc.stdout + proc.stderr

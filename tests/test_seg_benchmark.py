@@ -3,6 +3,7 @@ import importlib.util
 import json
 import os
 
+import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +34,7 @@ def test_segmentation_benchmark_prints_figures(capsys, tmp_path):
     assert inference['images_per_s'] > 0 and train['iters'] == 2 and train['iters_per_s'] > 0
 
 
+@pytest.mark.slow  # an end-to-end run in fresh processes (bash tools/run_tests.sh --all)
 def test_breakdown_side_by_side_with_another_checkout(capsys, tmp_path):
     """--breakdown times every stage; --against measures a checkout (here this one) in
     alternating fresh processes with the same benchmark code."""

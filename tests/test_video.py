@@ -118,6 +118,7 @@ def test_bad_videos(tmp_path, segmenter):
         next(iter_frames(str(bad)))
 
 
+@pytest.mark.slow  # an end-to-end run in fresh processes (bash tools/run_tests.sh --all)
 def test_demos_take_a_video(video, tmp_path, tiny_model_name):
     env_py = [sys.executable]
     common = ['--random-init', '--model', tiny_model_name, '--frame-stride', '6', '--device', 'cpu']

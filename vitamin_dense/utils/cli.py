@@ -122,6 +122,11 @@ def quiet_third_party_logs() -> None:
     warnings.filterwarnings('ignore', message='No pretrained configuration specified')
     for name in ('timm', 'timm.models._builder', 'root'):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # our own warnings (a dropped synonym, a truncated class name) must not inherit the
+    # root logger's ERROR: the demos also run in-process (Inferencer, tests, the command)
+    ours = logging.getLogger('vitamin_dense')
+    if ours.level == logging.NOTSET:
+        ours.setLevel(logging.WARNING)
 
 
 
