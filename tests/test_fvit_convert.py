@@ -148,6 +148,7 @@ def _randomize(model, seed=0):
                 m.running_var.uniform_(0.5, 1.5, generator=gen)
 
 
+@pytest.mark.slow  # an end-to-end run in fresh processes (bash tools/run_tests.sh --all)
 def test_convert_released_checkpoint_end_to_end(tmp_path):
     from vitamin_dense.datasets.ov_splits import OV_COCO_BASE_CLASSES, ov_coco_classes
     from vitamin_dense.text import normalize_name

@@ -64,6 +64,7 @@ def test_evaluating_a_complete_checkpoint_with_the_hub_blocked(tmp_path):
     assert 'panoptic/PQ=' in proc.stdout
 
 
+@pytest.mark.slow  # an end-to-end run in fresh processes (bash tools/run_tests.sh --all)
 @pytest.mark.parametrize('demo,config,vocab', [('segment', SEG_TINY, 'circle; sky'),
                                                ('detect', OWL_TINY, 'circle,square')])
 def test_demoing_a_complete_checkpoint_with_the_hub_blocked(tmp_path, demo, config, vocab):

@@ -89,6 +89,7 @@ def _run_test_tool(tmp_path, config, *extra):
         capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
 
 
+@pytest.mark.slow  # an end-to-end run in fresh processes (bash tools/run_tests.sh --all)
 @pytest.mark.parametrize('config,extra', [
     ('configs/ov_seg/vitamin_tiny_synthetic.py', []),
     ('configs/ov_det/owl_vitamin_tiny_synthetic.py', ['--score-thr', '0']),

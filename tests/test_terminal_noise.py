@@ -6,6 +6,7 @@ import sys
 import warnings
 
 import numpy as np
+import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +37,7 @@ def test_a_long_class_name_warns_once_not_once_per_template():
     assert 'and 13 more prompts' in messages[0]  # 14 ViLD templates, one line
 
 
+@pytest.mark.slow  # an end-to-end run in fresh processes (bash tools/run_tests.sh --all)
 def test_training_log_starts_with_the_run(tmp_path):
     """No 'Failed to search registry' warning and no environment / config dump before the
     first iteration (it opened with 457 lines)."""
