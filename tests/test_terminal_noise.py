@@ -62,3 +62,21 @@ def test_training_log_starts_with_the_run(tmp_path):
     first_iter = next(i for i, ln in enumerate(log) if 'Iter(train)' in ln)
     assert first_iter <= 12, '\n'.join(log[:first_iter])
     assert os.path.isfile(tmp_path / 'wd' / 'toy.py')  # the full config is still kept
+
+
+def test_quieting_dependencies_keeps_our_warnings():
+    """The demos quiet the root logger (open_clip logs there); a demo run in-process (the
+    Inferencer, the command) must not silence our own warnings for the rest of the process."""
+    import logging
+    from vitamin_dense.utils.cli import quiet_third_party_logs
+    root, ours = logging.getLogger(), logging.getLogger('vitamin_dense')
+    levels = root.level, ours.level
+    try:
+        ours.setLevel(logging.NOTSET)
+        quiet_third_party_logs()
+        assert not root.isEnabledFor(logging.WARNING)
+        assert logging.getLogger('vitamin_dense.datasets.coco_format').isEnabledFor(
+            logging.WARNING)
+    finally:
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
